@@ -1,0 +1,34 @@
+# Two commands for a fresh machine (see README.md):
+#   make book   set up .venv, then build the book (executes every notebook) into _build/html
+#   make test   set up .venv, then run the whole test suite (kdlib unit tests + nbval)
+# Offline machines: export KDLIB_DATA=/path/to/data (e.g. ../shared/data) first.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup book test unit clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --no-warn-script-location -r requirements.txt 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import torch, torchvision, jupyter_book, nbval, sphinx_exercise"
+	$(BIN)/python -m pip install --quiet --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import kdlib"
+	touch $(STAMP)
+
+book: setup
+	$(BIN)/jupyter-book build .
+	@echo "HTML: $(CURDIR)/_build/html/index.html"
+
+test: setup
+	$(BIN)/python -m pytest
+
+unit: setup
+	$(BIN)/python -m pytest tests
+
+clean:
+	rm -rf _build

@@ -1,0 +1,35 @@
+"""kdlib: the small library behind *Knowledge Distillation for Spatiotemporal Data*.
+
+One concern per module: ``data`` (datasets, windows, scaler), ``models``, ``losses``,
+``train`` (``fit``/``predict``), ``metrics``, ``profiling``, ``checkpoints``, ``seed``.
+"""
+
+from .checkpoints import load_checkpoint, save_checkpoint
+from .data import (
+    MNIST,
+    MetrLAWeek,
+    StandardScaler,
+    TrafficWindows,
+    chronological_split,
+    data_dir,
+    load_metr_la_week,
+    load_mnist,
+    sliding_windows,
+    traffic_splits,
+)
+from .losses import (
+    HintLoss,
+    distillation_loss,
+    kd_loss,
+    logit_matching_loss,
+    output_distillation_loss,
+    softmax_t,
+    teacher_bounded_loss,
+)
+from .metrics import accuracy, errors, horizon_metrics, masked_mae, masked_mape, masked_rmse
+from .models import MLP, GraphWaveNet, SmallCNN, STIDStudent
+from .profiling import compare, count_parameters, flops_per_sample, latency, profile, size_on_disk
+from .seed import seed_everything
+from .train import History, default_device, fit, predict
+
+__version__ = "0.1.0"

@@ -1,0 +1,162 @@
+r"""Distillation losses as plain functions (one ``nn.Module``: the hint loss's regressor).
+
+Notation: student logits ``z``, teacher logits ``v``, temperature ``T > 0``,
+``q = softmax(z / T)``, ``p = softmax(v / T)``, batch size ``B``, ``N`` classes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _check_temperature(T: float) -> None:
+    if not T > 0:
+        raise ValueError(f"temperature T must be > 0, got {T}; T = 1 is the ordinary softmax, try 2-8 for distillation")
+
+
+def _check_alpha(alpha: float) -> None:
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1] (it weights the teacher term), got {alpha}")
+
+
+def _check_same_shape(a: Tensor, b: Tensor, what: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{what}: student and teacher shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}; "
+            "both must be (batch, ...) over the same classes or outputs"
+        )
+
+
+def softmax_t(logits: Tensor, T: float = 1.0) -> Tensor:
+    r"""Softmax at temperature ``T``: :math:`p_i = \exp(z_i/T) / \sum_j \exp(z_j/T)` over the last dim.
+
+    ``T > 1`` softens the distribution (reveals "dark knowledge"), ``T -> inf`` tends to
+    uniform, ``T -> 0`` to one-hot on the arg-max.
+    """
+    _check_temperature(T)
+    return F.softmax(logits / T, dim=-1)
+
+
+def kd_loss(student_logits: Tensor, teacher_logits: Tensor, T: float) -> Tensor:
+    r"""Hinton's soft-target loss :math:`T^2 \, \mathrm{KL}(p^T \,\|\, q^T)`, averaged over the batch.
+
+    .. math::
+        \mathcal{L}_{soft} = \frac{T^2}{B} \sum_b \sum_i p_{b,i} \left(\log p_{b,i} - \log q_{b,i}\right)
+
+    It differs from the soft cross-entropy :math:`-\sum_i p_i \log q_i` by the teacher's
+    entropy, a constant for the student, so both have the gradient
+    :math:`\partial \mathcal{L}/\partial z_i = T (q_i - p_i)` (the :math:`(1/T)(q_i - p_i)` of
+    the cross-entropy times :math:`T^2`). The :math:`T^2` factor keeps the soft term's
+    gradients on the same scale as the hard term's when ``T`` changes.
+    Uses ``F.kl_div(log q, p, reduction="batchmean")``: "mean" would also divide by ``N``.
+    """
+    _check_temperature(T)
+    _check_same_shape(student_logits, teacher_logits, "kd_loss")
+    log_q = F.log_softmax(student_logits / T, dim=-1)
+    p = F.softmax(teacher_logits / T, dim=-1)
+    return F.kl_div(log_q, p, reduction="batchmean") * T * T
+
+
+def distillation_loss(
+    student_logits: Tensor, labels: Tensor, teacher_logits: Tensor, T: float = 4.0, alpha: float = 0.9
+) -> Tensor:
+    r"""Hinton et al.'s combined objective: soft targets plus hard labels.
+
+    .. math::
+        \mathcal{L} = \alpha \, T^2 \, \mathrm{KL}(p^T \| q^T) + (1 - \alpha)\, \mathrm{CE}(y, \mathrm{softmax}(z))
+
+    ``alpha`` weights the **soft (teacher) term**; ``alpha = 0`` is plain supervised
+    training, ``alpha = 1`` ignores the labels. The hard term is at ``T = 1``.
+    Argument order ``(output, labels, teacher)`` matches :func:`kdlib.fit`'s targets.
+    """
+    _check_alpha(alpha)
+    if labels.shape != student_logits.shape[:1]:
+        raise ValueError(f"labels must have shape ({student_logits.shape[0]},), got {tuple(labels.shape)}")
+    hard = F.cross_entropy(student_logits, labels)
+    if alpha == 0.0:
+        return hard
+    return alpha * kd_loss(student_logits, teacher_logits, T) + (1.0 - alpha) * hard
+
+
+def logit_matching_loss(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    r"""Logit matching (Ba & Caruana 2014): :math:`\frac{1}{2BN}\sum_{b,i} (z_{b,i} - v_{b,i})^2`.
+
+    The high-temperature limit of :func:`kd_loss` for zero-mean logits: its gradient is
+    :math:`(z_i - v_i)/(BN)`, the direction of Hinton's :math:`(z_i - v_i)/(N T^2)`.
+    """
+    _check_same_shape(student_logits, teacher_logits, "logit_matching_loss")
+    return 0.5 * F.mse_loss(student_logits, teacher_logits)
+
+
+class HintLoss(nn.Module):
+    r"""FitNets hint loss (Romero et al. 2015): :math:`\frac{1}{2}\|r(h_s) - h_t\|^2` averaged.
+
+    ``r`` is a trainable linear regressor from the student's feature width to the
+    teacher's (the one loss with parameters, hence a module: add its parameters to the
+    optimiser, e.g. ``fit(..., extra_modules=[hint])``). Works on ``(..., d)`` features.
+    """
+
+    def __init__(self, student_dim: int, teacher_dim: int) -> None:
+        super().__init__()
+        self.regressor = nn.Linear(student_dim, teacher_dim)
+
+    def forward(self, student_features: Tensor, teacher_features: Tensor) -> Tensor:
+        mapped = self.regressor(student_features)
+        _check_same_shape(mapped, teacher_features, "HintLoss (after the regressor)")
+        return 0.5 * F.mse_loss(mapped, teacher_features)
+
+
+def _regression(pred: Tensor, target: Tensor, p: int, mask: Tensor | None = None) -> Tensor:
+    if p not in (1, 2):
+        raise ValueError(f"p must be 1 (L1/MAE) or 2 (L2/MSE), got {p}")
+    err = (pred - target).abs() if p == 1 else (pred - target) ** 2
+    if mask is None:
+        return err.mean()
+    mask = mask.to(err.dtype)
+    return (err * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def output_distillation_loss(
+    pred: Tensor, target: Tensor, teacher_pred: Tensor, alpha: float = 0.5, p: int = 1, mask: Tensor | None = None
+) -> Tensor:
+    r"""Output distillation for regression / forecasting.
+
+    .. math::
+        \mathcal{L} = \alpha \, \| \hat y_s - \hat y_t \|_p^p + (1 - \alpha)\, \| \hat y_s - y \|_p^p
+
+    averaged over elements, ``p = 1`` (MAE) or ``2`` (MSE). ``alpha`` weights the
+    **teacher term**. ``mask`` (same shape, 1 = valid) drops missing labels from the
+    label term only: the teacher's forecast exists everywhere, which is what lets
+    unlabeled windows still teach the student.
+    """
+    _check_alpha(alpha)
+    _check_same_shape(pred, teacher_pred, "output_distillation_loss")
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
+    return alpha * _regression(pred, teacher_pred, p) + (1 - alpha) * _regression(pred, target, p, mask)
+
+
+def teacher_bounded_loss(
+    pred: Tensor, target: Tensor, teacher_pred: Tensor, margin: float = 0.0, nu: float = 0.5, p: int = 2
+) -> Tensor:
+    r"""Teacher-bounded regression loss (Chen et al. 2017).
+
+    .. math::
+        \mathcal{L} = \mathrm{mean}\, |\hat y_s - y|^p
+           + \nu \, \mathrm{mean}\Big( |\hat y_s - y|^p \; \mathbb{1}\big[|\hat y_s - y|^p + m > |\hat y_t - y|^p\big] \Big)
+
+    The teacher acts as an upper bound: the extra term pushes the student only where
+    its error exceeds the teacher's (plus margin ``m``), and is zero once the student is
+    at least as good. ``nu`` weights the bound term.
+    """
+    _check_same_shape(pred, teacher_pred, "teacher_bounded_loss")
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
+    if p not in (1, 2):
+        raise ValueError(f"p must be 1 or 2, got {p}")
+    e_s = (pred - target).abs() ** p
+    e_t = (teacher_pred - target).abs() ** p
+    bound = torch.where(e_s + margin > e_t, e_s, torch.zeros_like(e_s))
+    return e_s.mean() + nu * bound.mean()

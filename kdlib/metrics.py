@@ -1,0 +1,86 @@
+r"""Metrics as plain functions, in the style of tsl: an optional ``mask`` plus one masking helper.
+
+For forecasts, a target equal to ``null_value`` (0 by default: a dead loop detector
+reports 0 mph) or NaN is missing and left out. Shapes: ``(batch, horizon, nodes)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def accuracy(logits: Tensor, labels: Tensor) -> float:
+    """Fraction of samples whose arg-max logit equals the label."""
+    if logits.shape[0] != labels.shape[0]:
+        raise ValueError(f"{logits.shape[0]} predictions but {labels.shape[0]} labels")
+    return (logits.argmax(dim=-1) == labels).float().mean().item()
+
+
+def errors(logits: Tensor, labels: Tensor) -> int:
+    """Number of misclassified samples (Hinton et al. report MNIST test errors out of 10,000)."""
+    if logits.shape[0] != labels.shape[0]:
+        raise ValueError(f"{logits.shape[0]} predictions but {labels.shape[0]} labels")
+    return int((logits.argmax(dim=-1) != labels).sum().item())
+
+
+def valid_mask(target: Tensor, mask: Tensor | None = None, null_value: float | None = 0.0) -> Tensor:
+    """Boolean mask of the entries that count: not NaN, not ``null_value``, and in ``mask``."""
+    m = ~torch.isnan(target)
+    if null_value is not None:
+        m &= target != null_value
+    if mask is not None:
+        if mask.shape != target.shape:
+            raise ValueError(f"mask shape {tuple(mask.shape)} differs from target shape {tuple(target.shape)}")
+        m &= mask.bool()
+    return m
+
+
+def _masked_mean(err: Tensor, m: Tensor) -> float:
+    if m.sum() == 0:
+        return float("nan")
+    return (err[m]).double().mean().item()
+
+
+def _check(pred: Tensor, target: Tensor) -> None:
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
+
+
+def masked_mae(pred: Tensor, target: Tensor, mask: Tensor | None = None, null_value: float | None = 0.0) -> float:
+    r"""Mean absolute error over valid entries: :math:`\frac{1}{|V|}\sum_{V} |\hat y - y|`."""
+    _check(pred, target)
+    return _masked_mean((pred - target).abs(), valid_mask(target, mask, null_value))
+
+
+def masked_rmse(pred: Tensor, target: Tensor, mask: Tensor | None = None, null_value: float | None = 0.0) -> float:
+    r"""Root mean squared error over valid entries: :math:`\sqrt{\frac{1}{|V|}\sum_{V} (\hat y - y)^2}`."""
+    _check(pred, target)
+    return _masked_mean((pred - target) ** 2, valid_mask(target, mask, null_value)) ** 0.5
+
+
+def masked_mape(pred: Tensor, target: Tensor, mask: Tensor | None = None, null_value: float | None = 0.0) -> float:
+    r"""Mean absolute percentage error in %: :math:`\frac{100}{|V|}\sum_{V} |\hat y - y| / |y|`."""
+    _check(pred, target)
+    m = valid_mask(target, mask, null_value) & (target != 0)
+    return 100.0 * _masked_mean((pred - target).abs() / target.abs(), m)
+
+
+def horizon_metrics(
+    pred: Tensor, target: Tensor, horizons: Sequence[int] = (3, 6, 12), mask: Tensor | None = None
+) -> dict[int, dict[str, float]]:
+    """MAE, RMSE and MAPE at each horizon (1-based step: 3, 6, 12 = 15, 30, 60 minutes).
+
+    Returns ``{horizon: {"MAE": .., "RMSE": .., "MAPE": ..}}``.
+    """
+    _check(pred, target)
+    if max(horizons) > pred.shape[1] or min(horizons) < 1:
+        raise ValueError(f"horizons must lie in 1..{pred.shape[1]}, got {tuple(horizons)}")
+    out = {}
+    for h in horizons:
+        p, t = pred[:, h - 1], target[:, h - 1]
+        m = None if mask is None else mask[:, h - 1]
+        out[h] = {"MAE": masked_mae(p, t, m), "RMSE": masked_rmse(p, t, m), "MAPE": masked_mape(p, t, m)}
+    return out

@@ -1,0 +1,303 @@
+"""The book's models: MNIST classifiers and traffic forecasters.
+
+Every model's ``forward`` takes ``return_features=False``. With ``True`` it returns
+``(output, features)``, where ``features`` is the representation right before the
+output layer; feature (hint) distillation matches those.
+
+MNIST models take ``x`` of shape ``(B, 1, 28, 28)`` (or ``(B, 784)``) and return
+``(B, 10)`` logits.
+
+Traffic models take ``x`` of shape ``(B, in_steps, N)`` (speeds scaled by the training
+split's scaler) and ``tod`` of shape ``(B,)`` (step of day, 0..287, of the last input
+step), and return ``(B, out_steps, N)`` speed forecasts in mph: the scaler's statistics
+are stored in the model, so losses and metrics work in mph directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .data import STEPS_PER_DAY, StandardScaler
+
+# ---------------------------------------------------------------------------
+# MNIST
+# ---------------------------------------------------------------------------
+
+
+class MLP(nn.Module):
+    """Fully connected classifier ``784 -> hidden[0] -> ... -> hidden[-1] -> classes``.
+
+    ReLU after each hidden layer, optional dropout. ``MLP((30, 30))`` is the book's
+    tiny student (about 24.8k parameters); Hinton et al. (2015) used ``(800, 800)`` for
+    the small net and ``(1200, 1200)`` with dropout for the big one.
+    Features: the last hidden layer's activations ``(B, hidden[-1])``.
+    """
+
+    def __init__(
+        self,
+        hidden: Sequence[int] = (800, 800),
+        in_features: int = 784,
+        num_classes: int = 10,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if not hidden:
+            raise ValueError("hidden must list at least one layer size, e.g. (30, 30)")
+        sizes = [in_features, *hidden]
+        layers: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(sizes[-1], num_classes)
+        self.hidden = tuple(hidden)
+
+    def forward(self, x: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        h = self.body(x.flatten(1))
+        out = self.head(h)
+        return (out, h) if return_features else out
+
+
+class SmallCNN(nn.Module):
+    """Two 3x3 conv layers with max-pooling, then a hidden dense layer: the MNIST teacher.
+
+    ``conv(1->c1) - ReLU - pool - conv(c1->c2) - ReLU - pool - dense(7*7*c2 -> hidden) -
+    ReLU - dropout - dense(hidden -> 10)``. With the defaults (32, 64, 128) it has about
+    422k parameters. Features: the hidden dense layer ``(B, hidden)``.
+    """
+
+    def __init__(
+        self,
+        channels: tuple[int, int] = (32, 64),
+        hidden: int = 128,
+        num_classes: int = 10,
+        dropout: float = 0.25,
+    ) -> None:
+        super().__init__()
+        c1, c2 = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(),
+        )
+        self.fc = nn.Sequential(nn.Linear(7 * 7 * c2, hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.head = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        if x.dim() == 2:
+            x = x.view(-1, 1, 28, 28)
+        h = self.fc(self.features(x))
+        out = self.head(h)
+        return (out, h) if return_features else out
+
+
+# ---------------------------------------------------------------------------
+# Traffic forecasting
+# ---------------------------------------------------------------------------
+
+
+class _OutputScale(nn.Module):
+    """Holds a fitted scaler's mean/std as buffers; ``forward`` maps z-scores to mph."""
+
+    def __init__(self, scaler: StandardScaler | None) -> None:
+        super().__init__()
+        mean, std = (0.0, 1.0) if scaler is None else (float(scaler.mean), float(scaler.std))
+        self.register_buffer("mean", torch.tensor(mean))
+        self.register_buffer("std", torch.tensor(std))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return z * self.std + self.mean
+
+
+def transition_matrices(adj: Tensor) -> list[Tensor]:
+    """Forward and backward random-walk matrices of a directed graph (DCRNN).
+
+    ``P_f = D_out^{-1} A`` and ``P_b = D_in^{-1} A^T``; a row with no edges stays zero.
+    Diffusion of a node signal ``X`` (nodes first) by ``k`` hops is ``P^k X``.
+    """
+    if adj.dim() != 2 or adj.shape[0] != adj.shape[1]:
+        raise ValueError(f"adj must be a square (N, N) matrix, got shape {tuple(adj.shape)}")
+    mats = []
+    for a in (adj, adj.T):
+        deg = a.sum(1, keepdim=True)
+        mats.append(torch.where(deg > 0, a / deg.clamp_min(1e-12), torch.zeros_like(a)))
+    return mats
+
+
+class DiffusionConv(nn.Module):
+    """Diffusion graph convolution (Li et al. 2018; Wu et al. 2019).
+
+    ``H' = W_0 H + sum_{P in supports} sum_{k=1..K} W_{P,k} (P^k H)``, applied to a
+    ``(B, C, N, T)`` tensor; each ``W`` is a 1x1 convolution mixing channels.
+    """
+
+    def __init__(self, c_in: int, c_out: int, num_supports: int, hops: int = 2, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.hops = hops
+        self.mlp = nn.Conv2d(c_in * (1 + num_supports * hops), c_out, 1)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, h: Tensor, supports: Sequence[Tensor]) -> Tensor:
+        out = [h]
+        for p in supports:
+            x = h
+            for _ in range(self.hops):
+                x = torch.einsum("ij,bcjt->bcit", p, x)
+                out.append(x)
+        return self.dropout(self.mlp(torch.cat(out, dim=1)))
+
+
+class GraphWaveNet(nn.Module):
+    """Spatiotemporal teacher: gated dilated temporal convolutions + diffusion graph convolution.
+
+    In the spirit of Graph WaveNet (Wu et al. 2019): ``layers`` blocks, each
+    ``z = tanh(conv_f(h)) * sigmoid(conv_g(h))`` over time (kernel 2, dilations cycling
+    through ``dilations``), a skip connection from the block's last time step, and a
+    diffusion convolution over the DCRNN road graph (forward and backward random walks,
+    ``hops`` steps) plus, with ``adaptive=True``, a learned adjacency
+    ``softmax(relu(E_1 E_2^T))``. Inputs at each step: the scaled speed and the time of day.
+    The output head also sees learned sensor and time-of-day embeddings (STID, Shao et al.
+    2022), which make a graph model strong on a one-week dataset.
+    Features: the per-sensor hidden vector before the output layer, ``(B, N, end_channels)``.
+    """
+
+    def __init__(
+        self,
+        adj: Tensor,
+        scaler: StandardScaler | None = None,
+        in_steps: int = 12,
+        out_steps: int = 12,
+        channels: int = 32,
+        skip_channels: int = 64,
+        end_channels: int = 128,
+        layers: int = 4,
+        dilations: Sequence[int] = (1, 2, 4),
+        hops: int = 2,
+        adaptive: bool = True,
+        node_dim: int = 16,
+        tod_dim: int = 16,
+        dropout: float = 0.1,
+        steps_per_day: int = STEPS_PER_DAY,
+    ) -> None:
+        super().__init__()
+        n = adj.shape[0]
+        self.num_nodes, self.in_steps, self.out_steps = n, in_steps, out_steps
+        self.steps_per_day = steps_per_day
+        for i, p in enumerate(transition_matrices(adj.float())):
+            self.register_buffer(f"support{i}", p)
+        self.adaptive = adaptive
+        if adaptive:
+            self.e1 = nn.Parameter(torch.randn(n, 10) * 0.1)
+            self.e2 = nn.Parameter(torch.randn(10, n) * 0.1)
+        num_supports = 2 + int(adaptive)
+        self.dils = [dilations[i % len(dilations)] for i in range(layers)]
+        self.receptive = 1 + sum(self.dils)
+        self.start = nn.Conv2d(2, channels, 1)
+        self.filt = nn.ModuleList(nn.Conv2d(channels, channels, (1, 2), dilation=(1, d)) for d in self.dils)
+        self.gate = nn.ModuleList(nn.Conv2d(channels, channels, (1, 2), dilation=(1, d)) for d in self.dils)
+        self.skip = nn.ModuleList(nn.Conv2d(channels, skip_channels, 1) for _ in self.dils)
+        self.gconv = nn.ModuleList(DiffusionConv(channels, channels, num_supports, hops, dropout) for _ in self.dils)
+        self.norm = nn.ModuleList(nn.BatchNorm2d(channels) for _ in self.dils)
+        self.node_emb = nn.Parameter(torch.randn(n, node_dim) * 0.1) if node_dim else None
+        self.tod_emb = nn.Embedding(steps_per_day, tod_dim) if tod_dim else None
+        self.end1 = nn.Linear(skip_channels + node_dim + tod_dim + in_steps, end_channels)
+        self.end2 = nn.Linear(end_channels, out_steps)
+        self.scale = _OutputScale(scaler)
+
+    def supports(self) -> list[Tensor]:
+        s = [self.support0, self.support1]
+        if self.adaptive:
+            s.append(F.softmax(F.relu(self.e1 @ self.e2), dim=1))
+        return s
+
+    def forward(self, x: Tensor, tod: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        _check_traffic_input(x, tod, self.in_steps, self.num_nodes)
+        b, t, n = x.shape
+        steps = (tod[:, None] - torch.arange(t - 1, -1, -1, device=x.device)) % self.steps_per_day
+        tod_feat = (steps.float() / self.steps_per_day)[:, :, None].expand(b, t, n)
+        h = torch.stack([x, tod_feat], dim=1).transpose(2, 3)  # (B, 2, N, T)
+        h = F.pad(h, (max(self.receptive - t, 0), 0))
+        h = self.start(h)
+        supports = self.supports()
+        skip = 0
+        for i in range(len(self.dils)):
+            res = h
+            z = torch.tanh(self.filt[i](h)) * torch.sigmoid(self.gate[i](h))
+            skip = skip + self.skip[i](z[..., -1:])
+            z = self.gconv[i](z, supports)
+            h = self.norm[i](z + res[..., -z.shape[-1]:])
+        feats = [F.relu(skip[..., 0]).transpose(1, 2), x.transpose(1, 2)]  # (B, N, *)
+        if self.node_emb is not None:
+            feats.append(self.node_emb.expand(b, -1, -1))
+        if self.tod_emb is not None:
+            feats.append(self.tod_emb(tod)[:, None, :].expand(-1, n, -1))
+        hidden = F.relu(self.end1(torch.cat(feats, dim=-1)))  # (B, N, end_channels)
+        out = self.scale(self.end2(hidden).transpose(1, 2))  # (B, out_steps, N)
+        return (out, hidden) if return_features else out
+
+
+class STIDStudent(nn.Module):
+    """Graph-free per-sensor MLP forecaster (in the spirit of STID, Shao et al. 2022).
+
+    For each sensor separately: its own ``in_steps`` scaled speeds go through a linear
+    embedding of width ``hidden``, concatenated with a learned sensor embedding
+    (``node_dim``) and a time-of-day embedding (``tod_dim``); then ``layers`` residual
+    blocks ``h + W_2 dropout(relu(W_1 h))`` and a linear map to ``out_steps`` speeds.
+    No sensor ever sees another sensor's readings, so it can run on one roadside device.
+    Features: the per-sensor hidden vector ``(B, N, hidden + node_dim + tod_dim)``.
+    """
+
+    def __init__(
+        self,
+        num_nodes: int,
+        scaler: StandardScaler | None = None,
+        in_steps: int = 12,
+        out_steps: int = 12,
+        hidden: int = 64,
+        layers: int = 1,
+        node_dim: int = 8,
+        tod_dim: int = 8,
+        dropout: float = 0.0,
+        steps_per_day: int = STEPS_PER_DAY,
+    ) -> None:
+        super().__init__()
+        self.num_nodes, self.in_steps, self.out_steps = num_nodes, in_steps, out_steps
+        self.embed = nn.Linear(in_steps, hidden)
+        self.node_emb = nn.Parameter(torch.randn(num_nodes, node_dim) * 0.1) if node_dim else None
+        self.tod_emb = nn.Embedding(steps_per_day, tod_dim) if tod_dim else None
+        width = hidden + node_dim + tod_dim
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, width))
+            for _ in range(layers)
+        )
+        self.head = nn.Linear(width, out_steps)
+        self.scale = _OutputScale(scaler)
+
+    def forward(self, x: Tensor, tod: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        _check_traffic_input(x, tod, self.in_steps, self.num_nodes)
+        b, _, n = x.shape
+        parts = [self.embed(x.transpose(1, 2))]  # (B, N, hidden)
+        if self.node_emb is not None:
+            parts.append(self.node_emb.expand(b, -1, -1))
+        if self.tod_emb is not None:
+            parts.append(self.tod_emb(tod)[:, None, :].expand(-1, n, -1))
+        h = torch.cat(parts, dim=-1)
+        for block in self.blocks:
+            h = h + block(h)
+        out = self.scale(self.head(h).transpose(1, 2))
+        return (out, h) if return_features else out
+
+
+def _check_traffic_input(x: Tensor, tod: Tensor, in_steps: int, num_nodes: int) -> None:
+    if x.dim() != 3 or x.shape[1] != in_steps or x.shape[2] != num_nodes:
+        raise ValueError(
+            f"x must have shape (batch, {in_steps}, {num_nodes}) = (batch, in_steps, sensors), "
+            f"got {tuple(x.shape)}"
+        )
+    if tod.shape != (x.shape[0],):
+        raise ValueError(f"tod must have shape ({x.shape[0]},): one step-of-day per window, got {tuple(tod.shape)}")

@@ -1,0 +1,91 @@
+"""What a model costs: parameters, bytes on disk, FLOPs per sample and CPU latency.
+
+Latency is the median wall time of ``repeats`` forward passes after ``warmup`` passes,
+in eval mode without gradients, on the CPU with the current ``torch.get_num_threads()``.
+Numbers depend on the machine: report them with the machine they were measured on.
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import time
+from collections.abc import Callable
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+InputFn = Callable[[int], tuple[Tensor, ...]]  # batch size -> model inputs
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (buffers such as BatchNorm statistics not included)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def size_on_disk(model: nn.Module) -> int:
+    """Bytes of the model's ``state_dict`` as ``torch.save`` writes it."""
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.getbuffer().nbytes
+
+
+@torch.no_grad()
+def flops_per_sample(model: nn.Module, inputs: tuple[Tensor, ...]) -> float:
+    """Forward FLOPs per sample counted by ``torch.utils.flop_counter`` (a multiply-add = 2 FLOPs).
+
+    Counts matrix multiplications and convolutions (the dominant cost); element-wise
+    operations are not counted.
+    """
+    was_training = model.training
+    model.eval()
+    with FlopCounterMode(display=False) as counter:
+        model(*inputs)
+    model.train(was_training)
+    return counter.get_total_flops() / inputs[0].shape[0]
+
+
+@torch.no_grad()
+def latency(model: nn.Module, inputs: tuple[Tensor, ...], repeats: int = 50, warmup: int = 5) -> float:
+    """Median seconds of one forward pass on ``inputs`` (CPU, eval mode, no grad)."""
+    was_training = model.training
+    model.eval()
+    for _ in range(warmup):
+        model(*inputs)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model(*inputs)
+        times.append(time.perf_counter() - t0)
+    model.train(was_training)
+    return statistics.median(times)
+
+
+def profile(model: nn.Module, make_inputs: InputFn, batch_sizes: tuple[int, ...] = (1, 64), repeats: int = 50) -> dict:
+    """Parameters, size, FLOPs per sample and latency at each batch size, as one dict.
+
+    ``make_inputs(batch_size)`` returns the model's positional inputs. The model is
+    profiled on the CPU (a copy is not made: a CUDA model is moved to the CPU).
+    """
+    model = model.cpu()
+    row = {
+        "params": count_parameters(model),
+        "size_kB": size_on_disk(model) / 1024,
+        "MFLOPs/sample": flops_per_sample(model, make_inputs(max(batch_sizes))) / 1e6,
+    }
+    for b in batch_sizes:
+        lat = latency(model, make_inputs(b), repeats=repeats)
+        row[f"latency_ms@{b}"] = lat * 1e3
+        row[f"samples/s@{b}"] = b / lat
+    return row
+
+
+def compare(models: dict[str, tuple[nn.Module, InputFn]], **kwargs) -> pd.DataFrame:
+    """A teacher-vs-student table: one :func:`profile` row per named model.
+
+    Example: ``compare({"teacher": (cnn, mnist_inputs), "student": (mlp, mnist_inputs)})``.
+    Add accuracy columns to the returned DataFrame as needed.
+    """
+    return pd.DataFrame({name: profile(m, fn, **kwargs) for name, (m, fn) in models.items()}).T

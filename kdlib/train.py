@@ -1,0 +1,202 @@
+"""One training loop, :func:`fit`, over in-memory tensors; plus :func:`predict`.
+
+Inputs and targets are tensors (or tuples of tensors) whose first dimension indexes
+samples. Each epoch shuffles the sample order once, then walks contiguous mini-batches:
+``output = model(*inputs_batch)`` and ``loss = loss_fn(output, *targets_batch)``.
+
+Distillation with cached teacher outputs needs nothing special: compute them once
+with :func:`predict` and pass them as one more target, e.g.
+``fit(student, x, (y, teacher_logits), loss_fn=partial(distillation_loss, T=4, alpha=0.9))``.
+Only when inputs are augmented each batch must the teacher run inside the loop:
+pass ``teacher=`` and ``augment=``, and its output on the augmented batch is appended
+as the last target.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+Tensors = Tensor | Sequence[Tensor]
+
+
+def default_device() -> torch.device:
+    """CUDA when available (Colab, a GPU laptop), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class History:
+    """What :func:`fit` measured, one entry per epoch."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_score: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+    best_epoch: int | None = None  # 0-based; set when validation data was given
+
+    @property
+    def best_score(self) -> float | None:
+        return None if self.best_epoch is None else self.val_score[self.best_epoch]
+
+
+def _as_tuple(t: Tensors) -> tuple[Tensor, ...]:
+    return (t,) if isinstance(t, Tensor) else tuple(t)
+
+
+def _to(ts: tuple[Tensor, ...], device: torch.device) -> tuple[Tensor, ...]:
+    return tuple(t.to(device) for t in ts)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    inputs: Tensors,
+    batch_size: int = 1024,
+    device: torch.device | str | None = None,
+    **forward_kwargs,
+) -> Tensor | tuple[Tensor, ...]:
+    """Model outputs for all samples, in eval mode, without gradients, on the CPU.
+
+    With ``return_features=True`` in ``forward_kwargs`` returns ``(outputs, features)``.
+    Use it to cache a teacher's outputs once before distilling.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    xs = _as_tuple(inputs)
+    chunks: list = []
+    for i in range(0, xs[0].shape[0], batch_size):
+        out = model(*_to(tuple(x[i : i + batch_size] for x in xs), device), **forward_kwargs)
+        chunks.append(tuple(o.cpu() for o in _as_tuple(out)))
+    model.train(was_training)
+    outs = tuple(torch.cat(parts) for parts in zip(*chunks))
+    return outs[0] if len(outs) == 1 else outs
+
+
+def fit(
+    model: nn.Module,
+    inputs: Tensors,
+    targets: Tensors,
+    loss_fn: Callable[..., Tensor],
+    *,
+    epochs: int = 10,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+    val_data: tuple[Tensors, Tensors] | None = None,
+    val_metric: Callable[..., float] | None = None,
+    higher_is_better: bool = False,
+    restore_best: bool = True,
+    forward_kwargs: dict | None = None,
+    extra_modules: Sequence[nn.Module] = (),
+    teacher: nn.Module | None = None,
+    augment: Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]] | None = None,
+    grad_clip: float | None = None,
+    seed: int | None = 0,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> History:
+    """Train ``model`` with mini-batch gradient descent on in-memory tensors.
+
+    Args:
+        model: trained in place (left in eval mode on return).
+        inputs: tensor or tuple of tensors; ``model(*batch_inputs, **forward_kwargs)``.
+        targets: tensor or tuple; ``loss_fn(output, *batch_targets)`` must return a scalar.
+        epochs, batch_size, lr, weight_decay: the usual; the last batch may be smaller.
+        optimizer: factory ``optimizer(params)``; default ``Adam(lr, weight_decay)``.
+        val_data: ``(val_inputs, val_targets)``; scored after each epoch by
+            ``val_metric(predict(model, val_inputs), *val_targets)``.
+        higher_is_better: direction of ``val_metric`` (accuracy: True; MAE: False).
+        restore_best: with validation, load the best epoch's weights at the end.
+        forward_kwargs: e.g. ``{"return_features": True}`` for feature distillation
+            (then ``output`` is ``(logits, features)``).
+        extra_modules: modules trained along (e.g. a :class:`~kdlib.losses.HintLoss`).
+        teacher, augment: per-batch teacher for augmented inputs: the batch inputs go
+            through ``augment`` and the teacher's output on them (no grad, eval mode) is
+            appended to the batch targets. Without ``augment`` cache the teacher instead.
+        grad_clip: clip the global gradient norm to this value.
+        seed: seeds the shuffling order (initialise the model's weights yourself).
+        device: default CUDA if available, else CPU.
+        progress: show a ``tqdm.auto`` bar over epochs.
+    Returns:
+        The :class:`History` of losses, validation scores and epoch times.
+    """
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    xs, ys = _as_tuple(inputs), _as_tuple(targets)
+    n = xs[0].shape[0]
+    for t in (*xs, *ys):
+        if t.shape[0] != n:
+            raise ValueError(f"all inputs and targets need the same first (sample) dimension: {n} vs {t.shape[0]}")
+    if val_data is not None and val_metric is None:
+        raise ValueError("val_data needs val_metric, e.g. kdlib.metrics.accuracy or kdlib.metrics.masked_mae")
+    device = torch.device(device) if device is not None else default_device()
+    model.to(device)
+    for m in extra_modules:
+        m.to(device)
+    if teacher is not None:
+        teacher.to(device).eval()
+    xs, ys = _to(xs, device), _to(ys, device)
+    params = [p for m in (model, *extra_modules) for p in m.parameters() if p.requires_grad]
+    opt = optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    fkw = forward_kwargs or {}
+
+    history = History()
+    best_state, best = None, None
+    epoch_iter = range(epochs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epoch_iter = tqdm(epoch_iter, desc="epochs", leave=False)
+    for epoch in epoch_iter:
+        t0 = time.perf_counter()
+        model.train()
+        for m in extra_modules:
+            m.train()
+        perm = torch.randperm(n, generator=gen).to(device)
+        sx = tuple(x[perm] for x in xs)
+        sy = tuple(y[perm] for y in ys)
+        total, count = 0.0, 0
+        for i in range(0, n, batch_size):
+            bx = tuple(x[i : i + batch_size] for x in sx)
+            by = tuple(y[i : i + batch_size] for y in sy)
+            if augment is not None:
+                bx = tuple(augment(bx))
+            if teacher is not None:
+                with torch.no_grad():
+                    by = (*by, teacher(*bx))
+            loss = loss_fn(model(*bx, **fkw), *by)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            opt.step()
+            total += loss.item() * bx[0].shape[0]
+            count += bx[0].shape[0]
+        history.train_loss.append(total / count)
+        if val_data is not None:
+            vx, vy = _as_tuple(val_data[0]), _as_tuple(val_data[1])
+            pred = predict(model, vx, device=device)
+            score = float(val_metric(pred, *vy))
+            history.val_score.append(score)
+            if best is None or (score > best if higher_is_better else score < best):
+                best, history.best_epoch = score, epoch
+                if restore_best:
+                    best_state = copy.deepcopy(model.state_dict())
+        history.epoch_seconds.append(time.perf_counter() - t0)
+        if progress:
+            post = {"loss": f"{history.train_loss[-1]:.4f}"}
+            if history.val_score:
+                post["val"] = f"{history.val_score[-1]:.4f}"
+            epoch_iter.set_postfix(post)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history

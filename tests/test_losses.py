@@ -1,0 +1,159 @@
+"""Losses against their formulas computed by hand, and gradients against the derivation."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kdlib import (
+    HintLoss,
+    distillation_loss,
+    kd_loss,
+    logit_matching_loss,
+    output_distillation_loss,
+    softmax_t,
+    teacher_bounded_loss,
+)
+
+torch.manual_seed(0)
+
+
+def test_softmax_t_by_hand():
+    z = torch.tensor([[1.0, 2.0, 3.0]])
+    T = 2.0
+    e = [math.exp(v / T) for v in (1.0, 2.0, 3.0)]
+    expected = torch.tensor([[v / sum(e) for v in e]])
+    torch.testing.assert_close(softmax_t(z, T), expected)
+
+
+def test_kd_loss_equals_formula_by_hand():
+    z = torch.randn(5, 10, dtype=torch.float64)
+    v = torch.randn(5, 10, dtype=torch.float64) * 3
+    T = 3.0
+    total = 0.0
+    for b in range(5):
+        ez = [math.exp(x / T) for x in z[b].tolist()]
+        ev = [math.exp(x / T) for x in v[b].tolist()]
+        q = [x / sum(ez) for x in ez]
+        p = [x / sum(ev) for x in ev]
+        total += sum(pi * (math.log(pi) - math.log(qi)) for pi, qi in zip(p, q))
+    expected = T * T * total / 5
+    assert kd_loss(z, v, T).item() == pytest.approx(expected, rel=1e-10)
+
+
+def test_kd_loss_zero_when_student_equals_teacher():
+    v = torch.randn(4, 10)
+    assert kd_loss(v.clone(), v, 4.0).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("T", [1.0, 2.5, 10.0])
+def test_soft_cross_entropy_gradient_is_q_minus_p_over_T(T):
+    """dC/dz_i = (1/T)(q_i - p_i) for C = -sum_i p_i log q_i (one sample)."""
+    z = torch.randn(10, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(10, dtype=torch.float64)
+    p = F.softmax(v / T, dim=-1)
+    C = -(p * F.log_softmax(z / T, dim=-1)).sum()
+    (grad,) = torch.autograd.grad(C, z)
+    q = F.softmax(z.detach() / T, dim=-1)
+    torch.testing.assert_close(grad, (q - p) / T)
+
+
+def test_kd_loss_gradient_is_T_times_q_minus_p_over_batch():
+    T, B = 4.0, 6
+    z = torch.randn(B, 10, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(B, 10, dtype=torch.float64)
+    (grad,) = torch.autograd.grad(kd_loss(z, v, T), z)
+    q, p = F.softmax(z.detach() / T, -1), F.softmax(v / T, -1)
+    torch.testing.assert_close(grad, T * (q - p) / B)
+
+
+def test_high_temperature_gradient_approaches_logit_matching():
+    """For zero-mean logits, (1/T)(q - p) -> (z - v) / (N T^2) as T grows."""
+    N = 10
+    z = torch.randn(N, dtype=torch.float64)
+    v = torch.randn(N, dtype=torch.float64) * 2
+    z, v = z - z.mean(), v - v.mean()
+    rel = []
+    for T in (5.0, 50.0, 500.0):
+        zz = z.clone().requires_grad_(True)
+        C = -(F.softmax(v / T, -1) * F.log_softmax(zz / T, -1)).sum()
+        (grad,) = torch.autograd.grad(C, zz)
+        approx = (z - v) / (N * T * T)
+        rel.append(((grad - approx).norm() / approx.norm()).item())
+    assert rel[0] > rel[1] > rel[2]
+    assert rel[2] < 1e-2
+
+
+def test_distillation_loss_combines_terms_with_alpha_on_soft_term():
+    z, v = torch.randn(8, 10), torch.randn(8, 10)
+    y = torch.randint(0, 10, (8,))
+    T, a = 3.0, 0.7
+    expected = a * kd_loss(z, v, T) + (1 - a) * F.cross_entropy(z, y)
+    torch.testing.assert_close(distillation_loss(z, y, v, T=T, alpha=a), expected)
+    torch.testing.assert_close(distillation_loss(z, y, v, T=T, alpha=0.0), F.cross_entropy(z, y))
+
+
+def test_logit_matching_by_hand():
+    z, v = torch.tensor([[1.0, -1.0]]), torch.tensor([[0.0, 1.0]])
+    assert logit_matching_loss(z, v).item() == pytest.approx(0.5 * (1 + 4) / 2)
+
+
+def test_hint_loss_trains_its_regressor():
+    torch.manual_seed(0)
+    hint = HintLoss(4, 6)
+    s = torch.randn(32, 4)
+    t = s @ torch.randn(4, 6)
+    opt = torch.optim.Adam(hint.parameters(), lr=0.05)
+    first = hint(s, t).item()
+    for _ in range(200):
+        opt.zero_grad()
+        loss = hint(s, t)
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.01 * first
+
+
+def test_output_distillation_by_hand():
+    pred = torch.tensor([1.0, 2.0])
+    y = torch.tensor([0.0, 0.0])
+    t = torch.tensor([1.0, 4.0])
+    # L1: teacher term mean(|0|,|2|)=1, label term mean(1,2)=1.5
+    assert output_distillation_loss(pred, y, t, alpha=0.25, p=1).item() == pytest.approx(0.25 * 1 + 0.75 * 1.5)
+    # L2: teacher term (0+4)/2=2, label term (1+4)/2=2.5
+    assert output_distillation_loss(pred, y, t, alpha=0.5, p=2).item() == pytest.approx(0.5 * 2 + 0.5 * 2.5)
+    mask = torch.tensor([1.0, 0.0])  # second label missing: label term = 1
+    assert output_distillation_loss(pred, y, t, alpha=0.5, p=1, mask=mask).item() == pytest.approx(0.5 * 1 + 0.5 * 1)
+
+
+def test_teacher_bounded_loss_by_hand():
+    y = torch.zeros(2)
+    pred = torch.tensor([1.0, 1.0])
+    teacher = torch.tensor([2.0, 0.5])  # student better on 0, worse on 1
+    # base = mean(1, 1) = 1; bound active only on element 1: mean(0, 1) = 0.5
+    assert teacher_bounded_loss(pred, y, teacher, nu=0.5, p=2).item() == pytest.approx(1 + 0.5 * 0.5)
+
+
+@pytest.mark.parametrize("T", [0.0, -1.0])
+def test_bad_temperature_raises(T):
+    with pytest.raises(ValueError, match="temperature T must be > 0"):
+        kd_loss(torch.randn(2, 3), torch.randn(2, 3), T)
+    with pytest.raises(ValueError, match="temperature"):
+        softmax_t(torch.randn(2, 3), T)
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5])
+def test_bad_alpha_raises(alpha):
+    with pytest.raises(ValueError, match="alpha must lie in"):
+        distillation_loss(torch.randn(2, 3), torch.tensor([0, 1]), torch.randn(2, 3), alpha=alpha)
+    with pytest.raises(ValueError, match="alpha"):
+        output_distillation_loss(torch.randn(2), torch.randn(2), torch.randn(2), alpha=alpha)
+
+
+def test_mismatched_logit_shapes_raise():
+    with pytest.raises(ValueError, match="shapes differ"):
+        kd_loss(torch.randn(2, 10), torch.randn(2, 9), 2.0)
+    with pytest.raises(ValueError, match="shapes differ"):
+        logit_matching_loss(torch.randn(3, 10), torch.randn(2, 10))
+    with pytest.raises(ValueError, match="labels must have shape"):
+        distillation_loss(torch.randn(2, 10), torch.tensor([1, 2, 3]), torch.randn(2, 10))
