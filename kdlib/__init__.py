@@ -4,6 +4,7 @@ One concern per module: ``data`` (datasets, windows, scaler), ``models``, ``loss
 ``train`` (``fit``/``predict``), ``metrics``, ``profiling``, ``checkpoints``, ``seed``.
 """
 
+from .augment import random_shift
 from .checkpoints import load_checkpoint, save_checkpoint
 from .data import (
     MNIST,

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from .augment import random_shift
 from .checkpoints import save_checkpoint
 from .data import load_mnist
 from .metrics import accuracy, errors
@@ -33,13 +34,16 @@ def mnist_teacher_model() -> SmallCNN:
     return SmallCNN(channels=(32, 64), hidden=128, dropout=0.25)
 
 
-def train_mnist_teacher(seed: int = 0, epochs: int = 8, progress: bool = True) -> SmallCNN:
-    """SmallCNN, Adam (lr 1e-3), batch 128, ``epochs`` epochs on all 60,000 training images."""
+def train_mnist_teacher(seed: int = 0, epochs: int = 10, progress: bool = True) -> SmallCNN:
+    """SmallCNN on all 60,000 training images: Adam (lr 2e-3, cosine decay to 0), batch 128,
+    ``epochs`` epochs, each image jittered by up to 2 pixels (as Hinton et al. 2015 did)."""
     seed_everything(seed)
     data = load_mnist()
     model = mnist_teacher_model()
-    fit(model, data.x_train, data.y_train, F.cross_entropy, epochs=epochs, batch_size=128, lr=1e-3,
-        seed=seed, progress=progress)
+    gen = torch.Generator().manual_seed(seed + 1)
+    fit(model, data.x_train, data.y_train, F.cross_entropy, epochs=epochs, batch_size=128, lr=2e-3,
+        scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
+        augment=lambda batch: (random_shift(batch[0], 2, gen),), seed=seed, progress=progress)
     logits = predict(model.cpu(), data.x_test)
     print(f"mnist-teacher: test accuracy {accuracy(logits, data.y_test):.4f}, "
           f"{errors(logits, data.y_test)} errors out of 10,000")

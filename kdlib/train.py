@@ -89,6 +89,7 @@ def fit(
     lr: float = 1e-3,
     weight_decay: float = 0.0,
     optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+    scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
     val_data: tuple[Tensors, Tensors] | None = None,
     val_metric: Callable[..., float] | None = None,
     higher_is_better: bool = False,
@@ -110,6 +111,8 @@ def fit(
         targets: tensor or tuple; ``loss_fn(output, *batch_targets)`` must return a scalar.
         epochs, batch_size, lr, weight_decay: the usual; the last batch may be smaller.
         optimizer: factory ``optimizer(params)``; default ``Adam(lr, weight_decay)``.
+        scheduler: factory ``scheduler(optimizer)`` of a learning-rate schedule, stepped
+            once per epoch (e.g. ``lambda o: CosineAnnealingLR(o, T_max=epochs)``).
         val_data: ``(val_inputs, val_targets)``; scored after each epoch by
             ``val_metric(predict(model, val_inputs), *val_targets)``.
         higher_is_better: direction of ``val_metric`` (accuracy: True; MAE: False).
@@ -145,6 +148,7 @@ def fit(
     xs, ys = _to(xs, device), _to(ys, device)
     params = [p for m in (model, *extra_modules) for p in m.parameters() if p.requires_grad]
     opt = optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    sched = scheduler(opt) if scheduler is not None else None
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
     fkw = forward_kwargs or {}
 
@@ -181,6 +185,8 @@ def fit(
             total += loss.item() * bx[0].shape[0]
             count += bx[0].shape[0]
         history.train_loss.append(total / count)
+        if sched is not None:
+            sched.step()
         if val_data is not None:
             vx, vy = _as_tuple(val_data[0]), _as_tuple(val_data[1])
             pred = predict(model, vx, device=device)

@@ -108,3 +108,17 @@ def test_fit_rejects_bad_input():
         fit(nn.Linear(2, 3), x, y[:5], F.cross_entropy, progress=False)
     with pytest.raises(ValueError, match="val_metric"):
         fit(nn.Linear(2, 3), x, y, F.cross_entropy, val_data=(x, y), progress=False)
+
+
+def test_scheduler_is_stepped_once_per_epoch():
+    x, y = _blobs(64)
+    m = nn.Linear(2, 3)
+    lrs = []
+
+    def sched(opt):
+        s = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+        lrs.append(opt)
+        return s
+
+    fit(m, x, y, F.cross_entropy, epochs=3, lr=0.8, scheduler=sched, progress=False, device="cpu")
+    assert lrs[0].param_groups[0]["lr"] == pytest.approx(0.1)
