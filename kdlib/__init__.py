@@ -18,12 +18,16 @@ from .data import (
     sliding_windows,
     traffic_splits,
 )
+from .experiments import Method, StudentRuns, gap_recovered, paired_differences, summarize, train_students
 from .losses import (
+    HintDistillationLoss,
     HintLoss,
     distillation_loss,
     kd_loss,
+    logit_distillation_loss,
     logit_matching_loss,
     output_distillation_loss,
+    partial_label_distillation_loss,
     softmax_t,
     teacher_bounded_loss,
 )

@@ -108,6 +108,71 @@ class HintLoss(nn.Module):
         return 0.5 * F.mse_loss(mapped, teacher_features)
 
 
+def logit_distillation_loss(
+    student_logits: Tensor, labels: Tensor, teacher_logits: Tensor, alpha: float = 0.5
+) -> Tensor:
+    r"""Logit matching plus hard labels: :math:`\alpha \, \frac{1}{2BN}\|z - v\|^2 + (1 - \alpha)\, \mathrm{CE}(y, \mathrm{softmax}(z))`.
+
+    :func:`logit_matching_loss` on the teacher's logits, mixed with the label term like
+    :func:`distillation_loss` (``alpha`` weights the teacher term).
+    """
+    _check_alpha(alpha)
+    if labels.shape != student_logits.shape[:1]:
+        raise ValueError(f"labels must have shape ({student_logits.shape[0]},), got {tuple(labels.shape)}")
+    hard = F.cross_entropy(student_logits, labels)
+    return alpha * logit_matching_loss(student_logits, teacher_logits) + (1.0 - alpha) * hard
+
+
+class HintDistillationLoss(nn.Module):
+    r"""Hard labels plus a FitNets hint on the last hidden layer, in one stage.
+
+    .. math:: \mathcal{L} = \mathrm{CE}(y, \mathrm{softmax}(z)) + \beta \, \tfrac{1}{2}\,\mathrm{mean}\,(r(h_s) - h_t)^2
+
+    ``output`` is the student's ``(logits, features)`` (``forward_kwargs={"return_features":
+    True}``) and the targets are ``(labels, teacher_features)``. Romero et al. (2015) train
+    the hint first and the soft targets second; this single-stage sum is the common
+    simplification. The regressor ``r`` (a :class:`HintLoss`) is trained along.
+    """
+
+    def __init__(self, student_dim: int, teacher_dim: int, beta: float = 1.0) -> None:
+        super().__init__()
+        if beta < 0:
+            raise ValueError(f"beta weights the hint term and must be >= 0, got {beta}")
+        self.hint = HintLoss(student_dim, teacher_dim)
+        self.beta = beta
+
+    def forward(self, output: tuple[Tensor, Tensor], labels: Tensor, teacher_features: Tensor) -> Tensor:
+        if not isinstance(output, tuple) or len(output) != 2:
+            raise ValueError("output must be (logits, features): call the student with return_features=True")
+        logits, features = output
+        return F.cross_entropy(logits, labels) + self.beta * self.hint(features, teacher_features)
+
+
+def partial_label_distillation_loss(
+    student_logits: Tensor, labels: Tensor, teacher_logits: Tensor, T: float = 4.0, alpha: float = 0.5
+) -> Tensor:
+    r"""Distillation when only some samples have labels (``labels < 0`` marks unlabeled ones).
+
+    .. math::
+        \mathcal{L} = \alpha \, T^2\, \mathrm{KL}(p^T \| q^T) + (1 - \alpha)\,
+        \frac{1}{|L|} \sum_{b \in L} \mathrm{CE}(y_b, \mathrm{softmax}(z_b))
+
+    The soft term uses every sample of the batch, the hard term only the labeled set
+    :math:`L` of the batch (it is 0 when the batch holds no labeled sample, instead of
+    the NaN that ``F.cross_entropy`` with ``ignore_index`` would give).
+    """
+    _check_alpha(alpha)
+    if labels.shape != student_logits.shape[:1]:
+        raise ValueError(f"labels must have shape ({student_logits.shape[0]},), got {tuple(labels.shape)}")
+    labeled = labels >= 0
+    soft = kd_loss(student_logits, teacher_logits, T)
+    if labeled.any():
+        hard = F.cross_entropy(student_logits[labeled], labels[labeled])
+    else:
+        hard = student_logits.sum() * 0.0
+    return alpha * soft + (1.0 - alpha) * hard
+
+
 def _regression(pred: Tensor, target: Tensor, p: int, mask: Tensor | None = None) -> Tensor:
     if p not in (1, 2):
         raise ValueError(f"p must be 1 (L1/MAE) or 2 (L2/MSE), got {p}")

@@ -157,3 +157,52 @@ def test_mismatched_logit_shapes_raise():
         logit_matching_loss(torch.randn(3, 10), torch.randn(2, 10))
     with pytest.raises(ValueError, match="labels must have shape"):
         distillation_loss(torch.randn(2, 10), torch.tensor([1, 2, 3]), torch.randn(2, 10))
+
+
+# --- logit_distillation_loss, HintDistillationLoss, partial_label_distillation_loss ---
+
+from kdlib import HintDistillationLoss, logit_distillation_loss, partial_label_distillation_loss  # noqa: E402
+
+
+def test_logit_distillation_loss_by_hand():
+    z = torch.tensor([[1.0, 2.0, 0.0]])
+    v = torch.tensor([[0.0, 2.0, 2.0]])
+    y = torch.tensor([1])
+    mse_half = 0.5 * (1.0 + 0.0 + 4.0) / 3
+    ce = -math.log(math.exp(2) / (math.exp(1) + math.exp(2) + 1))
+    assert logit_distillation_loss(z, y, v, alpha=0.25).item() == pytest.approx(0.25 * mse_half + 0.75 * ce, rel=1e-6)
+
+
+def test_hint_distillation_loss_by_hand():
+    loss = HintDistillationLoss(2, 3, beta=2.0)
+    with torch.no_grad():
+        loss.hint.regressor.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+        loss.hint.regressor.bias.zero_()
+    logits = torch.tensor([[0.0, 0.0]])
+    h = torch.tensor([[1.0, 2.0]])
+    t = torch.tensor([[1.0, 0.0, 0.0]])  # mapped = [1, 2, 3]: squared errors 0, 4, 9
+    expected = math.log(2) + 2.0 * 0.5 * (13 / 3)
+    assert loss((logits, h), torch.tensor([1]), t).item() == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="return_features"):
+        loss(logits, torch.tensor([1]), t)
+    with pytest.raises(ValueError, match="beta"):
+        HintDistillationLoss(2, 3, beta=-1)
+
+
+def test_partial_label_distillation_loss_uses_only_labeled_rows_for_ce():
+    z = torch.randn(6, 10, dtype=torch.float64)
+    v = torch.randn(6, 10, dtype=torch.float64)
+    y = torch.tensor([3, -1, 5, -1, -1, 0])
+    T, a = 3.0, 0.4
+    lab = y >= 0
+    expected = a * kd_loss(z, v, T) + (1 - a) * F.cross_entropy(z[lab], y[lab])
+    torch.testing.assert_close(partial_label_distillation_loss(z, y, v, T, a), expected)
+    # No labeled row: the hard term is 0, not NaN, and gradients still flow.
+    zz = z.clone().requires_grad_(True)
+    out = partial_label_distillation_loss(zz, torch.full((6,), -1), v, T, a)
+    torch.testing.assert_close(out, a * kd_loss(z, v, T))
+    out.backward()
+    assert torch.isfinite(zz.grad).all()
+    # All labeled: equals distillation_loss.
+    y_all = torch.tensor([1, 2, 3, 4, 5, 6])
+    torch.testing.assert_close(partial_label_distillation_loss(z, y_all, v, T, a), distillation_loss(z, y_all, v, T, a))

@@ -1,0 +1,179 @@
+r"""Fair student comparisons: several training methods, the same initial weights, several seeds.
+
+For each seed, :func:`train_students` seeds everything, builds the student **once**,
+copies its initial ``state_dict`` and trains one copy per :class:`Method` with the same
+optimiser, epochs and batch size (``fit_kwargs``), so the methods differ only in their
+loss and targets. The result is a tidy table, one row per (seed, method), with the test
+errors out of ``len(y_test)`` and the accuracy; :func:`summarize` turns it into
+mean :math:`\pm` sample standard deviation (``ddof = 1``) per method, and
+:func:`gap_recovered` says how much of the teacher-student gap a method closes.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from .metrics import accuracy, errors
+from .seed import seed_everything
+from .train import fit, predict
+
+
+@dataclass
+class Method:
+    """One way to train a student: its loss, its targets and (optionally) its own inputs.
+
+    Attributes:
+        loss: ``loss(output, *targets)`` (see :func:`kdlib.fit`). A loss with parameters
+            (an ``nn.Module``, e.g. one holding a :class:`~kdlib.losses.HintLoss`
+            regressor) is deep-copied for each run, re-initialised under the run's seed
+            and trained along with the student.
+        targets: tensor or tuple of tensors aligned with the training inputs, e.g.
+            ``(labels, teacher_logits)``.
+        inputs: this method's training inputs; ``None`` uses the shared ``inputs`` of
+            :func:`train_students` (give them when a method trains on another set,
+            e.g. a labeled subset).
+        forward_kwargs: e.g. ``{"return_features": True}`` for feature (hint) losses.
+        fit_kwargs: per-method overrides of the shared ``fit`` arguments (use sparingly:
+            a fair comparison keeps them equal).
+    """
+
+    loss: Callable[..., Tensor]
+    targets: Tensor | tuple[Tensor, ...]
+    inputs: Tensor | tuple[Tensor, ...] | None = None
+    forward_kwargs: dict = field(default_factory=dict)
+    fit_kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class StudentRuns:
+    """What :func:`train_students` returns: the tidy ``table`` and the trained ``models``.
+
+    ``table`` columns: ``seed, method, errors, accuracy, seconds``; ``models`` maps
+    ``(method, seed)`` to the trained student (eval mode, on the CPU).
+    """
+
+    table: pd.DataFrame
+    models: dict[tuple[str, int], nn.Module]
+
+
+def _reset_parameters(module: nn.Module) -> None:
+    for m in module.modules():
+        if m is not module and hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+
+
+def train_students(
+    make_student: Callable[[], nn.Module],
+    methods: dict[str, Method],
+    inputs: Tensor | tuple[Tensor, ...] | None,
+    x_test: Tensor,
+    y_test: Tensor,
+    seeds: Sequence[int] = (0, 1, 2),
+    keep_models: bool = True,
+    **fit_kwargs,
+) -> StudentRuns:
+    """Train one student per (seed, method) from the same initial weights per seed.
+
+    Args:
+        make_student: builds a fresh, untrained student (called once per seed, right
+            after ``seed_everything(seed)``).
+        methods: name -> :class:`Method`; every method of a seed starts from the same
+            initial ``state_dict`` and sees the mini-batches in the same order
+            (``fit(seed=seed)``) when its inputs have the same length.
+        inputs: training inputs shared by methods whose ``inputs`` is ``None``.
+        x_test, y_test: the test set scored after training (errors and accuracy).
+        seeds: at least one seed; use three or more to report mean +/- std.
+        keep_models: keep the trained students in ``StudentRuns.models``.
+        fit_kwargs: passed to :func:`kdlib.fit` for every run (epochs, batch_size, lr, ...);
+            ``progress`` defaults to False.
+    """
+    if not methods:
+        raise ValueError("methods is empty: give at least one, e.g. {'scratch': Method(F.cross_entropy, y)}")
+    if len(seeds) < 1:
+        raise ValueError("seeds is empty: give at least one seed, e.g. seeds=(0, 1, 2)")
+    for name, m in methods.items():
+        if m.inputs is None and inputs is None:
+            raise ValueError(f"method {name!r} has no inputs of its own and the shared inputs are None")
+    fit_kwargs.setdefault("progress", False)
+    rows, models = [], {}
+    for seed in seeds:
+        seed_everything(seed)
+        student = make_student()
+        init = copy.deepcopy(student.state_dict())
+        for name, m in methods.items():
+            model = copy.deepcopy(student)
+            model.load_state_dict(init)
+            loss = m.loss
+            extra: list[nn.Module] = []
+            if isinstance(loss, nn.Module):
+                loss = copy.deepcopy(loss)
+                torch.manual_seed(seed)
+                _reset_parameters(loss)
+                extra = [loss]
+            kwargs = {**fit_kwargs, **m.fit_kwargs}
+            t0 = time.perf_counter()
+            fit(
+                model,
+                m.inputs if m.inputs is not None else inputs,
+                m.targets,
+                loss,
+                forward_kwargs=m.forward_kwargs or None,
+                extra_modules=extra,
+                seed=seed,
+                **kwargs,
+            )
+            seconds = time.perf_counter() - t0
+            logits = predict(model.cpu(), x_test)
+            rows.append(
+                {
+                    "seed": seed,
+                    "method": name,
+                    "errors": errors(logits, y_test),
+                    "accuracy": accuracy(logits, y_test),
+                    "seconds": seconds,
+                }
+            )
+            if keep_models:
+                models[(name, seed)] = model
+    return StudentRuns(pd.DataFrame(rows), models)
+
+
+def summarize(table: pd.DataFrame, by: str | list[str] = "method", value: str = "errors") -> pd.DataFrame:
+    """Mean, sample standard deviation (``ddof=1``) and count of ``value`` per group.
+
+    Keeps the groups in order of first appearance. Columns: ``mean, std, n``.
+    """
+    missing = {value, *([by] if isinstance(by, str) else by)} - set(table.columns)
+    if missing:
+        raise KeyError(f"table has no column(s) {sorted(missing)}; it has {list(table.columns)}")
+    g = table.groupby(by, sort=False)[value]
+    return pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n": g.count()})
+
+
+def gap_recovered(teacher: float, scratch: float, distilled: float) -> float:
+    r"""Fraction of the teacher-student gap closed by distillation (errors, lower is better).
+
+    .. math:: r = \frac{e_{scratch} - e_{distilled}}{e_{scratch} - e_{teacher}}
+
+    1 means the distilled student matches the teacher, 0 means no gain over training
+    from scratch, negative means distillation hurt.
+    """
+    if scratch == teacher:
+        raise ValueError("scratch and teacher errors are equal: there is no gap to recover")
+    return (scratch - distilled) / (scratch - teacher)
+
+
+def paired_differences(table: pd.DataFrame, baseline: str, method: str, value: str = "errors") -> pd.Series:
+    """Per-seed ``value[baseline] - value[method]`` (positive: ``method`` made fewer errors)."""
+    wide = table.pivot(index="seed", columns="method", values=value)
+    for name in (baseline, method):
+        if name not in wide.columns:
+            raise KeyError(f"method {name!r} not in the table; it has {list(wide.columns)}")
+    return wide[baseline] - wide[method]
