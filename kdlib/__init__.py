@@ -18,7 +18,7 @@ from .data import (
     sliding_windows,
     traffic_splits,
 )
-from .experiments import Method, StudentRuns, gap_recovered, paired_differences, summarize, train_students
+from .experiments import Method, StudentRuns, cosine_adam, gap_recovered, paired_differences, summarize, train_students
 from .losses import (
     HintDistillationLoss,
     HintLoss,

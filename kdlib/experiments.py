@@ -177,3 +177,20 @@ def paired_differences(table: pd.DataFrame, baseline: str, method: str, value: s
         if name not in wide.columns:
             raise KeyError(f"method {name!r} not in the table; it has {list(wide.columns)}")
     return wide[baseline] - wide[method]
+
+
+def cosine_adam(epochs: int, batch_size: int = 128, lr: float = 3e-3) -> dict:
+    r"""``fit`` keyword arguments for Adam with a cosine learning-rate decay to 0 over ``epochs``.
+
+    The learning rate in epoch :math:`e` (0-based) is
+    :math:`\eta_e = \frac{\eta}{2}\left(1 + \cos\frac{\pi e}{E}\right)`. Use as
+    ``fit(model, x, y, loss, **cosine_adam(40))`` or ``train_students(..., **cosine_adam(40))``.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    return {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "scheduler": lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
+    }

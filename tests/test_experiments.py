@@ -96,3 +96,22 @@ def test_bad_input_is_explained():
         train_students(Tiny, {}, x, x, y)
     with pytest.raises(ValueError, match="no inputs"):
         train_students(Tiny, {"a": Method(F.cross_entropy, y)}, None, x, y)
+
+
+def test_cosine_adam_schedule_by_hand():
+    import math
+
+    from kdlib import cosine_adam
+
+    kw = cosine_adam(4, batch_size=16, lr=0.1)
+    assert (kw["epochs"], kw["batch_size"], kw["lr"]) == (4, 16, 0.1)
+    opt = torch.optim.Adam(nn.Linear(1, 1).parameters(), lr=0.1)
+    sched = kw["scheduler"](opt)
+    seen = []
+    for _ in range(4):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert seen == pytest.approx([0.05 * (1 + math.cos(math.pi * e / 4)) for e in range(4)])
+    with pytest.raises(ValueError, match="epochs"):
+        cosine_adam(0)
