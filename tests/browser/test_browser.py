@@ -33,6 +33,9 @@ PAGES = {
     "book/intro.html": {"math": False, "figure": False},
     "book/setup_check.html": {"math": False, "figure": True},
     "book/part1/index.html": {"math": True, "figure": False},
+    "book/part1/why_distil.html": {"math": True, "figure": True},
+    "book/part1/principle.html": {"math": True, "figure": True, "widget_source": True},
+    "book/part1/loss.html": {"math": True, "figure": True},
 }
 
 
