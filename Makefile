@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup book test unit clean
+.PHONY: setup book test unit browser-check clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ test: setup
 
 unit: setup
 	$(BIN)/python -m pytest tests
+
+browser-check: book
+	$(BIN)/python -m pytest -m browser tests/browser -v
+	@echo "screenshots: $(CURDIR)/_build/screenshots/"
 
 clean:
 	rm -rf _build

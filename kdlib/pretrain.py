@@ -7,13 +7,16 @@ Usage::
 
 Each recipe seeds everything, trains with :func:`kdlib.fit` on the CPU (or CUDA when
 present), writes ``checkpoints/<name>.pt`` and its SHA-256 into
-``checkpoints/SHA256SUMS``, and prints the wall time and test score. The notebooks load
+``checkpoints/SHA256SUMS``, prints the test score, and records the wall time and machine in ``checkpoints/<name>.json``
+(the book quotes that file for "how long retraining takes"). The notebooks load
 the checkpoints with :func:`kdlib.load_checkpoint`, which verifies that hash.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import platform
 import time
 from collections.abc import Callable
 
@@ -21,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import random_shift
-from .checkpoints import save_checkpoint
+from .checkpoints import CHECKPOINT_DIR, save_checkpoint
 from .data import load_mnist
 from .metrics import accuracy, errors
 from .models import SmallCNN
@@ -65,9 +68,20 @@ def main(argv: list[str] | None = None) -> None:
         return
     t0 = time.perf_counter()
     model = RECIPES[args.name]()
+    seconds = time.perf_counter() - t0
     digest = save_checkpoint(model.cpu(), args.name)
-    print(f"saved checkpoints/{args.name}.pt (sha256 {digest[:16]}...) in {time.perf_counter() - t0:.0f} s "
-          f"with {torch.get_num_threads()} CPU threads")
+    info = {
+        "name": args.name,
+        "sha256": digest,
+        "train_seconds": round(seconds, 1),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "cpu_threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "torch": torch.__version__,
+    }
+    (CHECKPOINT_DIR / f"{args.name}.json").write_text(json.dumps(info, indent=2) + "\n")
+    print(f"saved checkpoints/{args.name}.pt (sha256 {digest[:16]}...) in {seconds:.0f} s "
+          f"with {torch.get_num_threads()} CPU threads; timing in checkpoints/{args.name}.json")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,51 @@
+"""kdlib.plots: entropy against hand-computed values, bar heights against softmax_t."""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from kdlib import softmax_t  # noqa: E402
+from kdlib.plots import entropy, softmax_bars  # noqa: E402
+
+
+def test_entropy_by_hand():
+    assert entropy(torch.full((4,), 0.25)).item() == pytest.approx(math.log(4))
+    assert entropy(torch.tensor([1.0, 0.0, 0.0])).item() == pytest.approx(0.0)
+    p = torch.tensor([[0.5, 0.25, 0.25], [0.9, 0.1, 0.0]], dtype=torch.float64)
+    expected = [-(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25)), -(0.9 * math.log(0.9) + 0.1 * math.log(0.1))]
+    torch.testing.assert_close(entropy(p), torch.tensor(expected, dtype=torch.float64))
+
+
+def test_entropy_rejects_logits():
+    with pytest.raises(ValueError, match="did you pass logits"):
+        entropy(torch.tensor([1.0, -2.0]))
+
+
+def test_softmax_bars_heights_and_title():
+    z = torch.tensor([3.0, 1.0, -2.0, 0.5])
+    fig, ax = plt.subplots()
+    p = softmax_bars(ax, z, T=2.0, highlight=0)
+    heights = np.array([bar.get_height() for bar in ax.patches])
+    np.testing.assert_allclose(heights, softmax_t(z.double(), 2.0).numpy())
+    np.testing.assert_allclose(p.numpy(), heights)
+    h = -(p * p.log()).sum().item()
+    assert ax.get_title() == f"T = 2,  H = {h:.2f} nats"
+    assert ax.patches[0].get_facecolor() != ax.patches[1].get_facecolor()
+    plt.close(fig)
+
+
+def test_softmax_bars_bad_input():
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="expected shape"):
+        softmax_bars(ax, torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="class names"):
+        softmax_bars(ax, torch.zeros(3), class_names=["a", "b"])
+    with pytest.raises(ValueError, match="highlight"):
+        softmax_bars(ax, torch.zeros(3), highlight=5)
+    plt.close(fig)
