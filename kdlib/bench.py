@@ -1,0 +1,331 @@
+"""Benchmarks of the training pipeline, distillation overhead, teacher-vs-student speed and the book.
+
+Run from the repository root (the loaders need the data, e.g. ``KDLIB_DATA=../shared/data``)::
+
+    python -m kdlib.bench                  # pipeline, distillation, models (~3 min on 2 cores)
+    python -m kdlib.bench --notebooks      # ... plus every notebook as nbval runs it (~25 min)
+    python -m kdlib.bench --notebooks --suite   # ... plus the whole test suite
+
+Every figure is a median over ``--repeats`` runs on this machine, and every ratio is taken
+between numbers measured in the same run. Results go to ``benchmarks/results.json`` and
+``benchmarks/results.md`` (the book's Performance appendix includes the latter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks"
+
+GOALS = {
+    "naive_over_fit": ("naive DataLoader epoch / kdlib fit epoch", ">=", 50.0),
+    "fit_over_bare": ("kdlib fit epoch / bare forward+backward+step", "<=", 1.3),
+    "distill_over_plain": ("distillation epoch (cached teacher) / plain epoch", "<=", 1.1),
+}
+
+
+def _median_time(fn: Callable[[], float | None], repeats: int) -> float:
+    """Median of ``repeats`` calls; ``fn`` returns its own seconds or None to be timed here."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        own = fn()
+        times.append(own if own is not None else time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+# ---------------------------------------------------------------------------
+# 1. Pipeline: naive per-sample DataLoader vs kdlib.fit vs bare compute
+# ---------------------------------------------------------------------------
+
+
+def pipeline(repeats: int, naive_batches: int) -> dict:
+    """One epoch of a 784-128-64-10 MLP at batch 64, fed three ways."""
+    from .data import load_mnist
+    from .loaders import naive_mnist_loader, seconds_per_batch
+    from .models import MLP
+    from .train import fit
+
+    data = load_mnist()
+    n, bs = data.x_train.shape[0], 64
+    batches_per_epoch = -(-n // bs)
+
+    def naive() -> float:
+        torch.manual_seed(0)
+        spb = seconds_per_batch(MLP((128, 64)), naive_mnist_loader(batch_size=bs), F.cross_entropy, n_batches=naive_batches)
+        return spb * batches_per_epoch
+
+    def kdlib_fit() -> float:
+        torch.manual_seed(0)
+        h = fit(MLP((128, 64)), data.x_train, data.y_train, F.cross_entropy, epochs=1, batch_size=bs,
+                progress=False, device="cpu")
+        return h.epoch_seconds[0]
+
+    xb = list(data.x_train.split(bs))
+    yb = list(data.y_train.split(bs))
+
+    def bare() -> float:
+        torch.manual_seed(0)
+        model = MLP((128, 64))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        t0 = time.perf_counter()
+        for x, y in zip(xb, yb):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return time.perf_counter() - t0
+
+    r = {
+        "naive_epoch_s": _median_time(naive, repeats),
+        "naive_note": f"timed {naive_batches} batches per repeat, scaled to {batches_per_epoch} batches",
+        "fit_epoch_s": _median_time(kdlib_fit, repeats),
+        "bare_epoch_s": _median_time(bare, repeats),
+    }
+    r["naive_over_fit"] = r["naive_epoch_s"] / r["fit_epoch_s"]
+    r["fit_over_bare"] = r["fit_epoch_s"] / r["bare_epoch_s"]
+    return r
+
+
+# ---------------------------------------------------------------------------
+# 2. Distillation overhead
+# ---------------------------------------------------------------------------
+
+
+def distillation(repeats: int) -> dict:
+    """Epoch cost of distilling the MNIST teacher into a 784-128-64-10 student, three ways."""
+    from functools import partial
+
+    from .checkpoints import load_checkpoint
+    from .data import load_mnist
+    from .losses import distillation_loss
+    from .models import MLP
+    from .pretrain import mnist_teacher_model
+    from .train import fit, predict
+
+    data = load_mnist()
+    teacher = load_checkpoint(mnist_teacher_model(), "mnist-teacher")
+    t0 = time.perf_counter()
+    cached = predict(teacher, data.x_train)
+    cache_s = time.perf_counter() - t0
+    loss = partial(distillation_loss, T=4.0, alpha=0.9)
+
+    def epoch(**kw) -> float:
+        torch.manual_seed(0)
+        h = fit(MLP((128, 64)), data.x_train, kw.pop("targets"), kw.pop("loss"), epochs=1, batch_size=64,
+                progress=False, device="cpu", **kw)
+        return h.epoch_seconds[0]
+
+    r = {
+        "plain_epoch_s": _median_time(lambda: epoch(targets=data.y_train, loss=F.cross_entropy), repeats),
+        "cached_epoch_s": _median_time(lambda: epoch(targets=(data.y_train, cached), loss=loss), repeats),
+        "teacher_cache_s": cache_s,
+        # the teacher recomputed on every batch (what augmented inputs force): one repeat is enough
+        "per_batch_teacher_epoch_s": epoch(targets=data.y_train, loss=loss, teacher=teacher, augment=lambda b: b),
+    }
+    r["distill_over_plain"] = r["cached_epoch_s"] / r["plain_epoch_s"]
+    r["per_batch_over_cached"] = r["per_batch_teacher_epoch_s"] / r["cached_epoch_s"]
+    return r
+
+
+# ---------------------------------------------------------------------------
+# 3. Teacher vs student
+# ---------------------------------------------------------------------------
+
+
+def models(repeats: int) -> dict:
+    """Parameters, FLOPs/sample, latency at batch 1 and 64 for the book's teachers and students."""
+    from .checkpoints import load_checkpoint
+    from .data import load_metr_la_week, load_mnist, traffic_splits
+    from .models import MLP, STIDStudent
+    from .pretrain import metr_la_teacher_model, mnist_teacher_model
+    from .profiling import profile
+
+    mnist = load_mnist()
+    splits, scaler = traffic_splits(load_metr_la_week())
+    test = splits["test"]
+
+    def img(b: int) -> tuple:
+        return (mnist.x_test[:b],)
+
+    def traffic(b: int) -> tuple:
+        return (test.x[:b], test.tod[:b])
+
+    entries = {
+        "MNIST teacher (SmallCNN)": (load_checkpoint(mnist_teacher_model(), "mnist-teacher"), img),
+        "MNIST student (MLP 30-30)": (MLP((30, 30)), img),
+        "METR-LA teacher": (load_checkpoint(metr_la_teacher_model(), "metr-la-teacher"), traffic),
+        "METR-LA student (STID-like MLP)": (STIDStudent(test.x.shape[2], scaler), traffic),
+    }
+    return {name: profile(m, fn, repeats=repeats) for name, (m, fn) in entries.items()}
+
+
+# ---------------------------------------------------------------------------
+# 4. The book: each notebook as the test suite runs it, and the whole suite
+# ---------------------------------------------------------------------------
+
+_MEASURE = """
+import resource, subprocess, sys, time
+t0 = time.perf_counter()
+rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+wall = time.perf_counter() - t0
+print(rc, wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def _measure(cmd: list[str]) -> dict:
+    """Wall time and peak RSS of the largest process under ``cmd`` (the notebook's kernel)."""
+    out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True, cwd=ROOT).stdout
+    rc, wall, kb = out.split()
+    return {"ok": rc == "0", "wall_s": float(wall), "peak_mb": int(kb) / 1024}
+
+
+def notebooks() -> dict:
+    nbs = sorted(p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    return {str(p.relative_to(ROOT)): _measure([*pytest, str(p.relative_to(ROOT))]) for p in nbs}
+
+
+def suite() -> dict:
+    return _measure([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"])
+
+
+# ---------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------
+
+
+def _goal_rows(results: dict) -> list[str]:
+    rows = []
+    flat = {**results.get("pipeline", {}), **results.get("distillation", {})}
+    for key, (what, op, bound) in GOALS.items():
+        if key in flat:
+            v = flat[key]
+            ok = v >= bound if op == ">=" else v <= bound
+            rows.append(f"| {what} | {v:.2f}x | {op} {bound}x | {'met' if ok else 'NOT met'} |")
+    return rows
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores, {m['torch_threads']} torch threads), "
+        f"Python {m['python']}, torch {m['torch']}. Medians over {results['repeats']} repeats.",
+        "",
+    ]
+    if "pipeline" in results:
+        p = results["pipeline"]
+        lines += [
+            "**Training pipeline** (784-128-64-10 MLP, one MNIST epoch at batch 64)",
+            "",
+            "| pipeline | seconds per epoch |",
+            "|---|---|",
+            f"| torchvision DataLoader, per-sample `ToTensor` ({p['naive_note']}) | {p['naive_epoch_s']:.2f} |",
+            f"| `kdlib.fit` on in-memory tensors | {p['fit_epoch_s']:.2f} |",
+            f"| bare forward + backward + step on pre-batched tensors | {p['bare_epoch_s']:.2f} |",
+            "",
+        ]
+    if "distillation" in results:
+        d = results["distillation"]
+        lines += [
+            "**Distillation overhead** (same student, one epoch at batch 64; teacher: the MNIST SmallCNN)",
+            "",
+            "| epoch | seconds |",
+            "|---|---|",
+            f"| plain supervised | {d['plain_epoch_s']:.2f} |",
+            f"| distillation, teacher outputs cached once ({d['teacher_cache_s']:.2f} s to compute) | {d['cached_epoch_s']:.2f} |",
+            f"| distillation, teacher recomputed every batch | {d['per_batch_teacher_epoch_s']:.2f} "
+            f"({d['per_batch_over_cached']:.1f}x the cached epoch) |",
+            "",
+        ]
+    if results.get("goals"):
+        lines += ["**Goals**", "", "| ratio | measured | goal | |", "|---|---|---|---|", *results["goals"], ""]
+    if "models" in results:
+        lines += [
+            "**Teacher vs student** (CPU, eval mode, no grad)",
+            "",
+            "| model | params | MFLOPs / sample | latency @1 (ms) | latency @64 (ms) | samples/s @64 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, r in results["models"].items():
+            lines.append(
+                f"| {name} | {r['params']:,} | {r['MFLOPs/sample']:.3f} | {r['latency_ms@1']:.3f} | "
+                f"{r['latency_ms@64']:.3f} | {r['samples/s@64']:,.0f} |"
+            )
+        lines.append("")
+    if "notebooks" in results:
+        lines += ["**The book's notebooks** (each re-run by nbval, as the test suite does)", "",
+                  "| notebook | wall time (s) | peak memory (MB) | passed |", "|---|---|---|---|"]
+        for name, r in results["notebooks"].items():
+            lines.append(f"| `{name}` | {r['wall_s']:.1f} | {r['peak_mb']:.0f} | {'yes' if r['ok'] else 'NO'} |")
+        lines.append("")
+    if "suite" in results:
+        s = results["suite"]
+        lines += [f"**Whole test suite** (`make test` after set-up): {s['wall_s'] / 60:.1f} min, "
+                  f"peak memory {s['peak_mb']:.0f} MB, {'passed' if s['ok'] else 'FAILED'}.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m kdlib.bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--naive-batches", type=int, default=150, help="batches timed per naive-loader repeat")
+    ap.add_argument("--notebooks", action="store_true", help="also time every notebook (slow)")
+    ap.add_argument("--suite", action="store_true", help="also time the whole test suite (slow)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+
+    results: dict = {"machine": machine(), "repeats": args.repeats}
+    sections = {"pipeline": lambda: pipeline(args.repeats, args.naive_batches),
+                "distillation": lambda: distillation(args.repeats),
+                "models": lambda: models(max(20, 10 * args.repeats))}
+    if args.notebooks:
+        sections["notebooks"] = notebooks
+    if args.suite:
+        sections["suite"] = suite
+    for name, run in sections.items():
+        t0 = time.perf_counter()
+        results[name] = run()
+        print(f"[bench] {name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    results["goals"] = _goal_rows(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "results.md").write_text(markdown(results) + "\n")
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
