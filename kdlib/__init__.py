@@ -1,9 +1,12 @@
 """kdlib: the small library behind *Knowledge Distillation for Spatiotemporal Data*.
 
 One concern per module: ``data`` (datasets, windows, scaler), ``models``, ``losses``,
-``train`` (``fit``/``predict``), ``metrics``, ``profiling``, ``checkpoints``, ``seed``.
+``train`` (``fit``/``predict``), ``metrics``, ``evaluation`` (error tables), ``baselines``
+(forecasting baselines), ``transfer`` (teacher-labelled transfer sets), ``profiling``,
+``checkpoints``, ``seed``.
 """
 
+from .baselines import HistoricalAverage, LinearForecaster, last_value_forecast
 from .checkpoints import load_checkpoint, save_checkpoint
 from .data import (
     MNIST,
@@ -17,6 +20,7 @@ from .data import (
     sliding_windows,
     traffic_splits,
 )
+from .evaluation import horizon_table, mean_std_table
 from .losses import (
     HintLoss,
     distillation_loss,
@@ -27,9 +31,10 @@ from .losses import (
     teacher_bounded_loss,
 )
 from .metrics import accuracy, errors, horizon_metrics, masked_mae, masked_mape, masked_rmse
-from .models import MLP, GraphWaveNet, SmallCNN, STIDStudent
+from .models import MLP, DiffusionMLP, Ensemble, GraphWaveNet, SmallCNN, STIDStudent
 from .profiling import compare, count_parameters, flops_per_sample, latency, profile, size_on_disk
 from .seed import seed_everything
 from .train import History, default_device, fit, predict
+from .transfer import perturbed_copies, with_transfer
 
 __version__ = "0.1.0"
