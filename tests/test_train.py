@@ -108,3 +108,12 @@ def test_fit_rejects_bad_input():
         fit(nn.Linear(2, 3), x, y[:5], F.cross_entropy, progress=False)
     with pytest.raises(ValueError, match="val_metric"):
         fit(nn.Linear(2, 3), x, y, F.cross_entropy, val_data=(x, y), progress=False)
+
+
+def test_predict_works_for_a_model_without_parameters():
+    class Double(nn.Module):
+        def forward(self, x):
+            return 2 * x
+
+    x = torch.arange(6.0).view(3, 2)
+    torch.testing.assert_close(predict(Double(), x, batch_size=2), 2 * x)
