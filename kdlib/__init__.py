@@ -1,10 +1,13 @@
 """kdlib: the small library behind *Knowledge Distillation for Spatiotemporal Data*.
 
 One concern per module: ``data`` (datasets, windows, scaler), ``models``, ``losses``,
-``train`` (``fit``/``predict``), ``metrics``, ``profiling``, ``checkpoints``, ``seed``.
+``train`` (``fit``/``predict``), ``metrics``, ``evaluation`` (error tables), ``baselines``
+(forecasting baselines), ``transfer`` (teacher-labelled transfer sets), ``profiling``,
+``checkpoints``, ``seed``.
 """
 
 from .augment import random_shift
+from .baselines import HistoricalAverage, LinearForecaster, last_value_forecast
 from .checkpoints import load_checkpoint, save_checkpoint
 from .data import (
     MNIST,
@@ -19,6 +22,7 @@ from .data import (
     traffic_splits,
 )
 from .experiments import Method, StudentRuns, cosine_adam, gap_recovered, paired_differences, summarize, train_students
+from .evaluation import horizon_table, mean_std_table
 from .losses import (
     HintDistillationLoss,
     HintLoss,
@@ -32,9 +36,10 @@ from .losses import (
     teacher_bounded_loss,
 )
 from .metrics import accuracy, errors, horizon_metrics, masked_mae, masked_mape, masked_rmse
-from .models import MLP, GraphWaveNet, SmallCNN, STIDStudent
+from .models import MLP, DiffusionMLP, Ensemble, GraphWaveNet, SmallCNN, STIDStudent
 from .profiling import compare, count_parameters, flops_per_sample, latency, profile, size_on_disk
 from .seed import seed_everything
 from .train import History, default_device, fit, predict
+from .transfer import perturbed_copies, with_transfer
 
 __version__ = "0.1.0"

@@ -65,7 +65,10 @@ def predict(
     With ``return_features=True`` in ``forward_kwargs`` returns ``(outputs, features)``.
     Use it to cache a teacher's outputs once before distilling.
     """
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if device is None:  # the model's device; a model without parameters (a rule) runs on the CPU
+        first = next(model.parameters(), None)
+        device = first.device if first is not None else torch.device("cpu")
+    device = torch.device(device)
     was_training = model.training
     model.eval()
     xs = _as_tuple(inputs)

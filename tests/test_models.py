@@ -85,3 +85,29 @@ def test_checkpoint_roundtrip_and_tamper_detection(tmp_path):
         kdlib.load_checkpoint(MLP((8,)), "tiny", folder=tmp_path)
     with pytest.raises(FileNotFoundError, match="python -m kdlib.pretrain"):
         kdlib.load_checkpoint(MLP((8,)), "absent", folder=tmp_path)
+
+
+def test_diffusion_mlp_uses_neighbours_and_ensemble_averages():
+    torch.manual_seed(0)
+    adj = _graph()
+    x, tod = torch.randn(2, 12, 6), torch.tensor([5, 100])
+    teacher = kdlib.DiffusionMLP(adj, hidden=8, layers=1, node_dim=4, tod_dim=4, adaptive=False, dropout=0.0).eval()
+    x2 = x.clone()
+    x2[:, :, 2] += 1.0
+    with torch.no_grad():
+        dt = (teacher(x2, tod) - teacher(x, tod)).abs().amax(dim=(0, 1))
+    assert dt[1] > 0 and dt[3] > 0 and dt[0] > 0  # 2 hops reach sensor 0
+    assert torch.all(dt[5] == 0)  # 3 hops away: out of reach
+    out, feats = teacher(x, tod, return_features=True)
+    assert out.shape == (2, 12, 6) and feats.shape == (2, 6, 16)
+    # the neighbour feature P x equals the row-normalised average computed by hand
+    p_fwd = kdlib.models.transition_matrices(adj)[0]
+    torch.testing.assert_close(p_fwd[2], torch.tensor([0.0, 1, 1, 1, 0, 0]) / 3)
+    other = kdlib.DiffusionMLP(adj, hidden=8, layers=1, node_dim=4, tod_dim=4, adaptive=True, graph_hidden=True).eval()
+    ens = kdlib.Ensemble([teacher, other]).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(ens(x, tod), (teacher(x, tod) + other(x, tod)) / 2)
+        _, f = ens(x, tod, return_features=True)
+    assert f.shape == (2, 6, 32)
+    with pytest.raises(ValueError, match="at least one"):
+        kdlib.Ensemble([])

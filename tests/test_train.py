@@ -122,3 +122,12 @@ def test_scheduler_is_stepped_once_per_epoch():
 
     fit(m, x, y, F.cross_entropy, epochs=3, lr=0.8, scheduler=sched, progress=False, device="cpu")
     assert lrs[0].param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_predict_works_for_a_model_without_parameters():
+    class Double(nn.Module):
+        def forward(self, x):
+            return 2 * x
+
+    x = torch.arange(6.0).view(3, 2)
+    torch.testing.assert_close(predict(Double(), x, batch_size=2), 2 * x)

@@ -1,0 +1,112 @@
+r"""Forecasting baselines that need no training loop: last value, historical average, linear.
+
+All three follow the traffic models' conventions (inputs ``x`` scaled, ``(W, in_steps, N)``;
+``tod`` the step of day of the last input step; forecasts in mph, ``(W, out_steps, N)``),
+so the same metrics and tables apply to them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .data import STEPS_PER_DAY, StandardScaler
+
+
+def last_value_forecast(x: Tensor, scaler: StandardScaler, out_steps: int = 12) -> Tensor:
+    r"""Persistence: every future step equals the last observed speed, :math:`\hat y_{t+h} = y_t`.
+
+    Args:
+        x: ``(W, in_steps, N)`` scaled inputs (``scaler`` undoes the scaling).
+    Returns:
+        ``(W, out_steps, N)`` forecasts in mph.
+    """
+    if x.dim() != 3:
+        raise ValueError(f"x must have shape (windows, in_steps, sensors), got {tuple(x.shape)}")
+    last = scaler.inverse_transform(x[:, -1:, :])
+    return last.expand(-1, out_steps, -1).clone()
+
+
+class HistoricalAverage:
+    r"""Mean speed per sensor and step of day, from the training split only.
+
+    .. math::
+        \mathrm{HA}[s, n] = \frac{1}{|\{t : \mathrm{sod}(t) = s\}|} \sum_{t:\, \mathrm{sod}(t) = s} v_{t, n},
+        \qquad \hat y_{h, n} = \mathrm{HA}[(\tau + h) \bmod 288,\, n]
+
+    where :math:`\tau` is the step of day of a window's last input step. A step of day
+    that never occurs in the training data falls back to the sensor's overall mean.
+    """
+
+    def __init__(self, steps_per_day: int = STEPS_PER_DAY) -> None:
+        self.steps_per_day = steps_per_day
+        self.table: Tensor | None = None
+
+    def fit(self, speed: Tensor, step_of_day: Tensor) -> "HistoricalAverage":
+        """``speed``: ``(T, N)`` mph of the training split; ``step_of_day``: ``(T,)`` int in 0..steps_per_day-1."""
+        if speed.dim() != 2 or step_of_day.shape != speed.shape[:1]:
+            raise ValueError(
+                f"speed must be (T, N) and step_of_day (T,), got {tuple(speed.shape)} and {tuple(step_of_day.shape)}"
+            )
+        sod = step_of_day.long()
+        if sod.min() < 0 or sod.max() >= self.steps_per_day:
+            raise ValueError(f"step_of_day must lie in 0..{self.steps_per_day - 1}")
+        n = speed.shape[1]
+        sums = torch.zeros(self.steps_per_day, n, dtype=torch.float64).index_add_(0, sod, speed.double())
+        counts = torch.bincount(sod, minlength=self.steps_per_day).double()[:, None]
+        overall = speed.double().mean(0, keepdim=True).expand(self.steps_per_day, -1)
+        self.table = torch.where(counts > 0, sums / counts.clamp_min(1), overall).float()
+        return self
+
+    def predict(self, tod: Tensor, out_steps: int = 12) -> Tensor:
+        """Forecasts ``(W, out_steps, N)`` for windows whose last input step has step of day ``tod`` ``(W,)``."""
+        if self.table is None:
+            raise RuntimeError("HistoricalAverage is not fitted: call .fit(train_speed, train_step_of_day) first")
+        steps = (tod.long()[:, None] + torch.arange(1, out_steps + 1)) % self.steps_per_day
+        return self.table[steps]
+
+
+class LinearForecaster(nn.Module):
+    r"""One linear map from a sensor's own ``in_steps`` scaled speeds to its ``out_steps`` future ones.
+
+    :math:`\hat z = W^\top x + b`, shared by all sensors, fitted in closed form by ridge
+    regression on scaled values (:meth:`fit_least_squares`):
+
+    .. math::
+        [W; b] = (\tilde X^\top \tilde X + \lambda I)^{-1} \tilde X^\top Z, \qquad \tilde X = [X, \mathbf 1]
+
+    with one row per (window, sensor). ``forward(x, tod)`` has the traffic models'
+    signature (``tod`` unused) and returns mph; features: the sensor's input history.
+    """
+
+    def __init__(self, scaler: StandardScaler | None = None, in_steps: int = 12, out_steps: int = 12) -> None:
+        super().__init__()
+        from .models import _OutputScale
+
+        self.in_steps, self.out_steps = in_steps, out_steps
+        self.linear = nn.Linear(in_steps, out_steps)
+        self.scale = _OutputScale(scaler)
+
+    @torch.no_grad()
+    def fit_least_squares(self, x: Tensor, y: Tensor, ridge: float = 1e-3) -> "LinearForecaster":
+        """Fit on scaled inputs ``x`` ``(W, in_steps, N)`` and mph targets ``y`` ``(W, out_steps, N)``."""
+        if ridge < 0:
+            raise ValueError(f"ridge must be >= 0, got {ridge}")
+        if x.shape[0] != y.shape[0] or x.shape[1] != self.in_steps or y.shape[1] != self.out_steps:
+            raise ValueError(f"x must be (W, {self.in_steps}, N) and y (W, {self.out_steps}, N); "
+                             f"got {tuple(x.shape)} and {tuple(y.shape)}")
+        xs = x.transpose(1, 2).reshape(-1, self.in_steps).double()
+        zs = ((y - self.scale.mean) / self.scale.std).transpose(1, 2).reshape(-1, self.out_steps).double()
+        xt = torch.cat([xs, torch.ones(xs.shape[0], 1, dtype=xs.dtype)], dim=1)
+        gram = xt.T @ xt + ridge * torch.eye(xt.shape[1], dtype=xs.dtype)
+        coef = torch.linalg.solve(gram, xt.T @ zs)  # (in_steps + 1, out_steps)
+        self.linear.weight.copy_(coef[:-1].T.float())
+        self.linear.bias.copy_(coef[-1].float())
+        return self.eval()
+
+    def forward(self, x: Tensor, tod: Tensor | None = None, return_features: bool = False):
+        if x.dim() != 3 or x.shape[1] != self.in_steps:
+            raise ValueError(f"x must have shape (batch, {self.in_steps}, sensors), got {tuple(x.shape)}")
+        h = x.transpose(1, 2)
+        out = self.scale(self.linear(h).transpose(1, 2))
+        return (out, h) if return_features else out

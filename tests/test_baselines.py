@@ -1,0 +1,86 @@
+"""Forecasting baselines, error tables and transfer sets against hand computations and numpy."""
+
+import numpy as np
+import pytest
+import torch
+
+import kdlib
+from kdlib import HistoricalAverage, LinearForecaster, last_value_forecast
+
+
+def test_last_value_repeats_the_last_input_in_mph():
+    sc = kdlib.StandardScaler().fit(torch.tensor([50.0, 70.0]))  # mean 60, std 10 (population or sample)
+    x = torch.zeros(2, 12, 3)
+    x[:, -1] = torch.tensor([1.0, -1.0, 0.5])
+    out = last_value_forecast(x, sc, out_steps=4)
+    assert out.shape == (2, 4, 3)
+    expected = sc.inverse_transform(torch.tensor([1.0, -1.0, 0.5]))
+    torch.testing.assert_close(out[1, 3], expected)
+
+
+def test_historical_average_by_hand():
+    # 2 "days" of 3 steps, 2 sensors: table = mean of the two days at each step of day
+    speed = torch.tensor([[10.0, 1], [20, 2], [30, 3], [12, 5], [22, 6], [32, 7]])
+    sod = torch.tensor([0, 1, 2, 0, 1, 2])
+    ha = HistoricalAverage(steps_per_day=3).fit(speed, sod)
+    torch.testing.assert_close(ha.table, torch.tensor([[11.0, 3], [21, 4], [31, 5]]))
+    # last input at step 2 -> forecasts for steps 0, 1, 2, 0
+    out = ha.predict(torch.tensor([2]), out_steps=4)
+    torch.testing.assert_close(out[0, :, 0], torch.tensor([11.0, 21, 31, 11]))
+
+
+def test_historical_average_falls_back_and_rejects_bad_input():
+    ha = HistoricalAverage(steps_per_day=4).fit(torch.tensor([[2.0], [4.0]]), torch.tensor([0, 1]))
+    torch.testing.assert_close(ha.table[:, 0], torch.tensor([2.0, 4.0, 3.0, 3.0]))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        HistoricalAverage().predict(torch.tensor([0]))
+    with pytest.raises(ValueError, match="step_of_day must lie"):
+        HistoricalAverage(steps_per_day=4).fit(torch.ones(2, 1), torch.tensor([0, 4]))
+
+
+def test_linear_forecaster_matches_numpy_least_squares():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 12, 4, generator=g)
+    y = 60 + 5 * torch.randn(50, 12, 4, generator=g)
+    sc = kdlib.StandardScaler().fit(y)
+    model = LinearForecaster(sc).fit_least_squares(x, y, ridge=0.0)
+    xs = x.transpose(1, 2).reshape(-1, 12).double().numpy()
+    zs = ((y - sc.mean) / sc.std).transpose(1, 2).reshape(-1, 12).double().numpy()
+    coef, *_ = np.linalg.lstsq(np.hstack([xs, np.ones((len(xs), 1))]), zs, rcond=None)
+    np.testing.assert_allclose(model.linear.weight.detach().numpy(), coef[:-1].T, rtol=1e-4, atol=1e-5)
+    pred = model(x, torch.zeros(50, dtype=torch.long))
+    ref = (np.hstack([xs, np.ones((len(xs), 1))]) @ coef) * float(sc.std) + float(sc.mean)
+    np.testing.assert_allclose(pred.transpose(1, 2).reshape(-1, 12).detach().numpy(), ref, rtol=1e-4, atol=1e-3)
+
+
+def test_horizon_and_mean_std_tables():
+    target = torch.full((2, 12, 3), 50.0)
+    pred = target + 2.0
+    t = kdlib.horizon_table({"plus2": pred}, target, horizons=(3, 12))
+    assert t.loc["plus2", "MAE 15min"] == pytest.approx(2.0)
+    assert t.loc["plus2", "RMSE 60min"] == pytest.approx(2.0)
+    assert t.loc["plus2", "MAPE 60min"] == pytest.approx(4.0)
+    s = kdlib.mean_std_table({"a": [[1.0, 2.0], [3.0, 6.0]]}, ["x", "y"])
+    assert s.loc["a", "x mean"] == 2.0 and s.loc["a", "y std"] == pytest.approx(np.std([2, 6], ddof=1))
+    with pytest.raises(ValueError, match="must be"):
+        kdlib.mean_std_table({"a": [1.0, 2.0]}, ["x", "y"])
+
+
+def test_perturbed_copies_and_with_transfer():
+    x, tod = torch.zeros(1000, 12, 5), torch.full((1000,), 287)
+    xp, tp = kdlib.perturbed_copies(x, tod, copies=2, noise_std=0.5, tod_shift=3, seed=1)
+    assert xp.shape == (2000, 12, 5) and tp.shape == (2000,)
+    assert xp.std().item() == pytest.approx(0.5, rel=0.02)
+    assert set(tp.tolist()) == {284, 285, 286, 287, 0, 1, 2}  # wraps around midnight
+    xp2, _ = kdlib.perturbed_copies(x, tod, copies=2, noise_std=0.5, tod_shift=3, seed=1)
+    assert torch.equal(xp, xp2)
+    with pytest.raises(ValueError, match="copies"):
+        kdlib.perturbed_copies(x, tod, copies=0)
+    y, t = torch.ones(1000, 12, 5), torch.full((1000, 12, 5), 2.0)
+    (xi, ti), (yy, tt, mask) = kdlib.with_transfer((x, tod), y, t, (xp, tp), torch.full((2000, 12, 5), 3.0))
+    assert xi.shape[0] == ti.shape[0] == yy.shape[0] == 3000
+    assert mask[:1000].all() and not mask[1000:].any() and torch.all(tt[1000:] == 3.0)
+    # the masked label term ignores transfer windows entirely
+    pred = torch.zeros(3000, 12, 5)
+    loss = kdlib.output_distillation_loss(pred, yy, tt, alpha=0.0, mask=mask)
+    assert loss.item() == pytest.approx(1.0)
