@@ -188,7 +188,9 @@ def models(repeats: int) -> dict:
         "MNIST teacher (SmallCNN)": (load_checkpoint(mnist_teacher_model(), "mnist-teacher"), img),
         "MNIST student (MLP 30-30)": (MLP((30, 30)), img),
         "METR-LA teacher": (load_checkpoint(metr_la_teacher_model(), "metr-la-teacher"), traffic),
-        "METR-LA student (STID-like MLP)": (STIDStudent(test.x.shape[2], scaler), traffic),
+        # the two graph-free student sizes of Part III
+        "METR-LA tiny student": (STIDStudent(test.x.shape[2], scaler, hidden=16, node_dim=4, tod_dim=4), traffic),
+        "METR-LA small student": (STIDStudent(test.x.shape[2], scaler, hidden=32, node_dim=8, tod_dim=8), traffic),
     }
     return {name: profile(m, fn, repeats=repeats) for name, (m, fn) in entries.items()}
 
