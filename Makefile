@@ -25,7 +25,7 @@ book: setup
 	@echo "HTML: $(CURDIR)/_build/html/index.html"
 
 test: setup
-	$(BIN)/python -m pytest
+	env -u MPLBACKEND $(BIN)/python -m pytest
 
 unit: setup
 	$(BIN)/python -m pytest tests
