@@ -10,12 +10,12 @@ arguments: new weights or new inputs give a new file, so a stale cache cannot be
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from .data import user_dir
 from .train import Tensors, _as_tuple, predict
 
 CACHE_ENV = "KDLIB_CACHE"
@@ -23,13 +23,7 @@ CACHE_ENV = "KDLIB_CACHE"
 
 def cache_dir() -> Path:
     """``$KDLIB_CACHE`` if set, else ``<repository>/.cache`` in a checkout, else ``~/.cache/kdlib``."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser().resolve()
-    repo = Path(__file__).resolve().parents[1]
-    if (repo / "pyproject.toml").exists() and (repo / "kdlib").is_dir():
-        return repo / ".cache"
-    return Path.home() / ".cache" / "kdlib"
+    return user_dir(CACHE_ENV, ".cache")
 
 
 def tensor_digest(*tensors: Tensor) -> str:

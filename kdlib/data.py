@@ -44,15 +44,20 @@ DATA_ENV = "KDLIB_DATA"
 # ---------------------------------------------------------------------------
 
 
-def data_dir() -> Path:
-    """The directory the loaders read from (see the module docstring)."""
-    env = os.environ.get(DATA_ENV)
+def user_dir(env_var: str, repo_subdir: str) -> Path:
+    """``$env_var`` if set, else ``<repository>/<repo_subdir>`` in a checkout, else ``~/.cache/kdlib``."""
+    env = os.environ.get(env_var)
     if env:
         return Path(env).expanduser().resolve()
     repo = Path(__file__).resolve().parents[1]
     if (repo / "pyproject.toml").exists() and (repo / "kdlib").is_dir():
-        return repo / "data"
+        return repo / repo_subdir
     return Path.home() / ".cache" / "kdlib"
+
+
+def data_dir() -> Path:
+    """The directory the loaders read from (see the module docstring)."""
+    return user_dir(DATA_ENV, "data")
 
 
 def sha256sum(path: Path) -> str:

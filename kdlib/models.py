@@ -292,14 +292,8 @@ class DiffusionMLP(nn.Module):
             self.e1 = nn.Parameter(torch.randn(n, adaptive_dim) * 0.1)
             self.e2 = nn.Parameter(torch.randn(adaptive_dim, n) * 0.1)
         num_supports = 2 + int(adaptive)
-        self.embed = nn.Linear(in_steps * (1 + num_supports * hops), hidden)
-        self.node_emb = nn.Parameter(torch.randn(n, node_dim) * 0.1) if node_dim else None
-        self.tod_emb = nn.Embedding(steps_per_day, tod_dim) if tod_dim else None
-        width = hidden + node_dim + tod_dim
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, width))
-            for _ in range(layers)
-        )
+        width = _add_embedding_mlp(self, in_steps * (1 + num_supports * hops), n, hidden, node_dim, tod_dim,
+                                   layers, dropout, steps_per_day)
         self.graph_mix = nn.Linear(width * num_supports, width) if graph_hidden else None
         self.head = nn.Linear(width, out_steps)
         self.scale = _OutputScale(scaler)
@@ -312,7 +306,6 @@ class DiffusionMLP(nn.Module):
 
     def forward(self, x: Tensor, tod: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         _check_traffic_input(x, tod, self.in_steps, self.num_nodes)
-        b, _, n = x.shape
         xn = x.transpose(1, 2)  # (B, N, T)
         supports = self.supports()
         feats = [xn]
@@ -321,14 +314,7 @@ class DiffusionMLP(nn.Module):
             for _ in range(self.hops):
                 z = p @ z  # (N, N) @ (B, N, T): neighbour average
                 feats.append(z)
-        parts = [self.embed(torch.cat(feats, dim=-1))]
-        if self.node_emb is not None:
-            parts.append(self.node_emb.expand(b, -1, -1))
-        if self.tod_emb is not None:
-            parts.append(self.tod_emb(tod)[:, None, :].expand(-1, n, -1))
-        h = torch.cat(parts, dim=-1)
-        for block in self.blocks:
-            h = h + block(h)
+        h = _embedding_mlp(self, torch.cat(feats, dim=-1), tod)
         if self.graph_mix is not None:
             h = h + self.graph_mix(torch.cat([p @ h for p in supports], dim=-1))
         out = self.scale(self.head(h).transpose(1, 2))
@@ -384,31 +370,52 @@ class STIDStudent(nn.Module):
     ) -> None:
         super().__init__()
         self.num_nodes, self.in_steps, self.out_steps = num_nodes, in_steps, out_steps
-        self.embed = nn.Linear(in_steps, hidden)
-        self.node_emb = nn.Parameter(torch.randn(num_nodes, node_dim) * 0.1) if node_dim else None
-        self.tod_emb = nn.Embedding(steps_per_day, tod_dim) if tod_dim else None
-        width = hidden + node_dim + tod_dim
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, width))
-            for _ in range(layers)
-        )
+        width = _add_embedding_mlp(self, in_steps, num_nodes, hidden, node_dim, tod_dim, layers, dropout,
+                                   steps_per_day)
         self.head = nn.Linear(width, out_steps)
         self.scale = _OutputScale(scaler)
 
     def forward(self, x: Tensor, tod: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         _check_traffic_input(x, tod, self.in_steps, self.num_nodes)
-        b, _, n = x.shape
-        parts = [self.embed(x.transpose(1, 2))]  # (B, N, hidden)
-        if self.node_emb is not None:
-            parts.append(self.node_emb.expand(b, -1, -1))
-        if self.tod_emb is not None:
-            parts.append(self.tod_emb(tod)[:, None, :].expand(-1, n, -1))
-        h = torch.cat(parts, dim=-1)
-        for block in self.blocks:
-            h = h + block(h)
+        h = _embedding_mlp(self, x.transpose(1, 2), tod)  # (B, N, width)
         out = self.scale(self.head(h).transpose(1, 2))
         return (out, h) if return_features else out
 
+
+
+def _add_embedding_mlp(
+    model: nn.Module, in_features: int, num_nodes: int, hidden: int, node_dim: int, tod_dim: int,
+    layers: int, dropout: float, steps_per_day: int,
+) -> int:
+    """Give ``model`` the per-sensor core shared by the STID-like models; return its width.
+
+    ``embed`` (linear ``in_features -> hidden``), ``node_emb`` (sensor embedding), ``tod_emb``
+    (time-of-day embedding) and ``blocks`` (residual ``h + W_2 dropout(relu(W_1 h))``), as
+    attributes of ``model`` so that state_dict keys stay ``embed.*``, ``blocks.*``, ...
+    """
+    model.embed = nn.Linear(in_features, hidden)
+    model.node_emb = nn.Parameter(torch.randn(num_nodes, node_dim) * 0.1) if node_dim else None
+    model.tod_emb = nn.Embedding(steps_per_day, tod_dim) if tod_dim else None
+    width = hidden + node_dim + tod_dim
+    model.blocks = nn.ModuleList(
+        nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, width))
+        for _ in range(layers)
+    )
+    return width
+
+
+def _embedding_mlp(model: nn.Module, inputs: Tensor, tod: Tensor) -> Tensor:
+    """Per-sensor ``inputs`` ``(B, N, in_features)`` -> hidden ``(B, N, width)`` through that core."""
+    b, n, _ = inputs.shape
+    parts = [model.embed(inputs)]
+    if model.node_emb is not None:
+        parts.append(model.node_emb.expand(b, -1, -1))
+    if model.tod_emb is not None:
+        parts.append(model.tod_emb(tod)[:, None, :].expand(-1, n, -1))
+    h = torch.cat(parts, dim=-1)
+    for block in model.blocks:
+        h = h + block(h)
+    return h
 
 def _check_traffic_input(x: Tensor, tod: Tensor, in_steps: int, num_nodes: int) -> None:
     if x.dim() != 3 or x.shape[1] != in_steps or x.shape[2] != num_nodes:
