@@ -29,6 +29,7 @@ from .checkpoints import CHECKPOINT_DIR, save_checkpoint
 from .data import load_metr_la_week, load_mnist, traffic_splits
 from .metrics import accuracy, errors, masked_mae
 from .models import DiffusionMLP, Ensemble, SmallCNN
+from .profiling import training_step_seconds
 from .seed import seed_everything
 from .train import fit, predict
 
@@ -38,14 +39,19 @@ def mnist_teacher_model() -> SmallCNN:
     return SmallCNN(channels=(32, 64), hidden=128, dropout=0.25)
 
 
-def train_mnist_teacher(seed: int = 0, epochs: int = 10, progress: bool = True) -> SmallCNN:
+MNIST_TEACHER_TRAINING = dict(epochs=10, batch_size=128, lr=2e-3)
+"""Training schedule of the shipped MNIST teacher (used by the recipe and by :func:`estimate_training_seconds`)."""
+
+
+def train_mnist_teacher(seed: int = 0, epochs: int = MNIST_TEACHER_TRAINING["epochs"], progress: bool = True) -> SmallCNN:
     """SmallCNN on all 60,000 training images: Adam (lr 2e-3, cosine decay to 0), batch 128,
     ``epochs`` epochs, each image jittered by up to 2 pixels (as Hinton et al. 2015 did)."""
     seed_everything(seed)
     data = load_mnist()
     model = mnist_teacher_model()
     gen = torch.Generator().manual_seed(seed + 1)
-    fit(model, data.x_train, data.y_train, F.cross_entropy, epochs=epochs, batch_size=128, lr=2e-3,
+    fit(model, data.x_train, data.y_train, F.cross_entropy, epochs=epochs,
+        batch_size=MNIST_TEACHER_TRAINING["batch_size"], lr=MNIST_TEACHER_TRAINING["lr"],
         scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
         augment=lambda batch: (random_shift(batch[0], 2, gen),), seed=seed, progress=progress)
     logits = predict(model.cpu(), data.x_test)
@@ -71,7 +77,12 @@ def metr_la_teacher_model(members: int = 2) -> Ensemble:
     return Ensemble([DiffusionMLP(data.adj, scaler, **METR_LA_TEACHER) for _ in range(members)])
 
 
-def train_metr_la_teacher(seed: int = 0, members: int = 2, epochs: int = 40, lr: float = 3e-3,
+METR_LA_TEACHER_TRAINING = dict(members=2, epochs=40, batch_size=64, lr=3e-3)
+"""Training schedule of the shipped METR-LA teacher (used by the recipe and by :func:`estimate_training_seconds`)."""
+
+
+def train_metr_la_teacher(seed: int = 0, members: int = METR_LA_TEACHER_TRAINING["members"],
+                          epochs: int = METR_LA_TEACHER_TRAINING["epochs"], lr: float = METR_LA_TEACHER_TRAINING["lr"],
                           progress: bool = True) -> Ensemble:
     """Each member: seeded with ``seed + m``, L1 loss in mph, Adam (``lr``), batch 64, ``epochs``
     epochs on the training windows, weights of the best validation-MAE epoch restored."""
@@ -82,7 +93,8 @@ def train_metr_la_teacher(seed: int = 0, members: int = 2, epochs: int = 40, lr:
     for m in range(members):
         seed_everything(seed + m)
         member = DiffusionMLP(data.adj, scaler, **METR_LA_TEACHER)
-        hist = fit(member, train.inputs, train.y, l1_loss, epochs=epochs, batch_size=64, lr=lr,
+        hist = fit(member, train.inputs, train.y, l1_loss, epochs=epochs,
+                   batch_size=METR_LA_TEACHER_TRAINING["batch_size"], lr=lr,
                    val_data=(val.inputs, val.y), val_metric=masked_mae, seed=seed + m, progress=progress)
         pred = predict(member.cpu(), test.inputs)
         print(f"member {m}: best epoch {hist.best_epoch + 1}/{epochs}, val MAE {hist.best_score:.4f}, "
@@ -100,6 +112,50 @@ RECIPES: dict[str, Callable[[], torch.nn.Module]] = {
     "mnist-teacher": train_mnist_teacher,
     "metr-la-teacher": train_metr_la_teacher,
 }
+
+_STEP_TIMERS: dict[str, Callable[[int], tuple[float, int]]] = {}  # filled below, next to the timers
+
+
+def _mnist_teacher_steps(steps: int) -> tuple[float, int]:
+    plan = MNIST_TEACHER_TRAINING
+    data = load_mnist()
+    bs = plan["batch_size"]
+    gen = torch.Generator().manual_seed(0)
+    step = training_step_seconds(mnist_teacher_model(), (data.x_train[:bs],), (data.y_train[:bs],), F.cross_entropy,
+                                 lr=plan["lr"], augment=lambda b: (random_shift(b[0], 2, gen),), steps=steps)
+    return step, plan["epochs"] * -(-data.x_train.shape[0] // bs)
+
+
+def _metr_la_teacher_steps(steps: int) -> tuple[float, int]:
+    plan = METR_LA_TEACHER_TRAINING
+    data = load_metr_la_week()
+    splits, scaler = traffic_splits(data)
+    train, bs = splits["train"], plan["batch_size"]
+    model = DiffusionMLP(data.adj, scaler, **METR_LA_TEACHER)
+    step = training_step_seconds(model, tuple(t[:bs] for t in train.inputs), (train.y[:bs],), l1_loss,
+                                 lr=plan["lr"], steps=steps)
+    return step, plan["members"] * plan["epochs"] * -(-train.x.shape[0] // bs)
+
+
+_STEP_TIMERS.update({"mnist-teacher": _mnist_teacher_steps, "metr-la-teacher": _metr_la_teacher_steps})
+
+
+def estimate_training_seconds(name: str, steps: int = 20) -> dict:
+    """What retraining a shipped teacher costs on this machine, without retraining it.
+
+    Times ``steps`` Adam steps of the recipe's own model on one batch of its own data
+    (with the MNIST recipe's pixel jitter) with :func:`kdlib.profiling.training_step_seconds`,
+    and multiplies by the recipe's number of steps (members x epochs x batches per epoch).
+    Per-epoch validation and data shuffling are not counted, so this slightly
+    underestimates; ``python -m kdlib.pretrain NAME`` records the real time in
+    ``checkpoints/NAME.json``.
+
+    Returns a dict: ``step_seconds``, ``steps`` (of the full recipe), ``seconds`` (their product).
+    """
+    if name not in _STEP_TIMERS:
+        raise ValueError(f"unknown recipe {name!r}; choose one of {sorted(_STEP_TIMERS)}")
+    step, total = _STEP_TIMERS[name](steps)
+    return {"step_seconds": step, "steps": total, "seconds": step * total}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""What a model costs: parameters, bytes on disk, FLOPs per sample and CPU latency.
+"""What a model costs: parameters, bytes on disk, FLOPs per sample, CPU latency and training-step time.
 
 Latency is the median wall time of ``repeats`` forward passes after ``warmup`` passes,
 in eval mode without gradients, on the CPU with the current ``torch.get_num_threads()``.
@@ -60,6 +60,41 @@ def latency(model: nn.Module, inputs: tuple[Tensor, ...], repeats: int = 50, war
         model(*inputs)
         times.append(time.perf_counter() - t0)
     model.train(was_training)
+    return statistics.median(times)
+
+
+def training_step_seconds(
+    model: nn.Module,
+    inputs: tuple[Tensor, ...],
+    targets: tuple[Tensor, ...],
+    loss_fn: Callable[..., Tensor],
+    lr: float = 1e-3,
+    augment: Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]] | None = None,
+    steps: int = 20,
+    warmup: int = 3,
+) -> float:
+    """Median seconds of one Adam training step (augment, forward, loss, backward, step) on one batch.
+
+    ``inputs``/``targets`` are one mini-batch (tuples of tensors, as :func:`kdlib.fit`
+    passes them: ``loss_fn(model(*inputs), *targets)``). The model is trained in place
+    on that batch, so pass a copy if its weights matter. Multiply by the number of steps
+    of a training run to estimate its cost without running it.
+    """
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"steps must be >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
+    model.train()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        bx = tuple(augment(inputs)) if augment is not None else inputs
+        loss = loss_fn(model(*bx), *targets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    model.eval()
     return statistics.median(times)
 
 

@@ -1,0 +1,39 @@
+"""Training-step timing and the teacher training-cost estimate."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import kdlib
+from kdlib.pretrain import MNIST_TEACHER_TRAINING, METR_LA_TEACHER_TRAINING, RECIPES, estimate_training_seconds
+
+
+def test_training_step_seconds_trains_and_is_positive():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+    before = F.cross_entropy(model(x), y).item()
+    s = kdlib.training_step_seconds(model, (x,), (y,), F.cross_entropy, lr=0.1, steps=5, warmup=1)
+    assert s > 0
+    assert F.cross_entropy(model(x), y).item() < before  # six real Adam steps were taken
+
+
+def test_training_step_seconds_rejects_bad_counts():
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        kdlib.training_step_seconds(torch.nn.Linear(1, 1), (torch.ones(1, 1),), (torch.ones(1, 1),), F.mse_loss, steps=0)
+
+
+def test_estimate_counts_every_step_of_the_recipe():
+    est = estimate_training_seconds("mnist-teacher", steps=2)
+    assert est["steps"] == MNIST_TEACHER_TRAINING["epochs"] * 469  # ceil(60000 / 128) batches per epoch
+    assert est["seconds"] == pytest.approx(est["step_seconds"] * est["steps"])
+    est = estimate_training_seconds("metr-la-teacher", steps=2)
+    n_train = kdlib.traffic_splits()[0]["train"].x.shape[0]  # 1388 windows
+    assert est["steps"] == METR_LA_TEACHER_TRAINING["members"] * METR_LA_TEACHER_TRAINING["epochs"] * -(-n_train // 64)
+
+
+def test_estimate_knows_every_recipe_and_rejects_others():
+    with pytest.raises(ValueError, match="unknown recipe"):
+        estimate_training_seconds("resnet-teacher")
+    for name in RECIPES:
+        assert estimate_training_seconds(name, steps=1)["seconds"] > 0
