@@ -37,7 +37,7 @@ from .losses import (
 )
 from .metrics import accuracy, errors, horizon_metrics, masked_mae, masked_mape, masked_rmse
 from .models import MLP, DiffusionMLP, Ensemble, GraphWaveNet, SmallCNN, STIDStudent
-from .profiling import compare, count_parameters, flops_per_sample, latency, profile, size_on_disk, training_step_seconds
+from .profiling import break_even_inferences, compare, count_parameters, flops_per_sample, latency, profile, size_on_disk, training_step_seconds
 from .seed import seed_everything
 from .train import History, default_device, fit, predict
 from .transfer import perturbed_copies, with_transfer
