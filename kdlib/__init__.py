@@ -29,6 +29,7 @@ from .losses import (
     distillation_loss,
     kd_loss,
     logit_distillation_loss,
+    logit_gradient,
     logit_matching_loss,
     output_distillation_loss,
     partial_label_distillation_loss,
