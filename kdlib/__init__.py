@@ -39,6 +39,7 @@ from .losses import (
     distillation_loss,
     kd_loss,
     logit_distillation_loss,
+    logit_gradient,
     logit_matching_loss,
     output_distillation_loss,
     partial_label_distillation_loss,
@@ -47,7 +48,7 @@ from .losses import (
 )
 from .metrics import accuracy, errors, horizon_metrics, masked_mae, masked_mape, masked_rmse
 from .models import MLP, STUDENT_SIZES, DiffusionMLP, Ensemble, GraphWaveNet, SmallCNN, STIDStudent
-from .profiling import compare, count_parameters, flops_per_sample, latency, profile, size_on_disk, training_step_seconds
+from .profiling import break_even_inferences, compare, count_parameters, flops_per_sample, latency, profile, size_on_disk, training_step_seconds
 from .seed import seed_everything
 from .train import History, default_device, fit, predict
 from .transfer import perturbed_copies, with_transfer

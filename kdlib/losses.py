@@ -6,6 +6,8 @@ Notation: student logits ``z``, teacher logits ``v``, temperature ``T > 0``,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -37,6 +39,27 @@ def softmax_t(logits: Tensor, T: float = 1.0) -> Tensor:
     """
     _check_temperature(T)
     return F.softmax(logits / T, dim=-1)
+
+
+def logit_gradient(loss_fn: Callable[[Tensor], Tensor], logits: Tensor) -> Tensor:
+    r"""The gradient :math:`\partial \mathcal{L}(z) / \partial z` of a scalar loss at ``z = logits``, by autograd.
+
+    ``loss_fn`` maps logits to a scalar loss, e.g. ``lambda z: kd_loss(z, v, T)``, whose
+    gradient is :math:`\frac{T}{B}(q - p)`. The gradient is taken at a detached copy, so
+    ``logits`` and any graph it belongs to are left alone. A loss that does not depend on
+    the logits (a bug: it cannot train the student) has gradient zero, returned as zeros.
+    Use it to compare how hard different losses, or one loss at different temperatures,
+    push the student's logits.
+    """
+    leaf = logits.detach().clone().requires_grad_(True)
+    loss = loss_fn(leaf)
+    if not isinstance(loss, Tensor) or loss.numel() != 1:
+        shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
+        raise ValueError(f"loss_fn must return a scalar tensor, got {shape}; reduce it, e.g. with .mean()")
+    if not loss.requires_grad:
+        return torch.zeros_like(leaf)
+    (grad,) = torch.autograd.grad(loss, leaf, allow_unused=True)
+    return torch.zeros_like(leaf) if grad is None else grad
 
 
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor, T: float) -> Tensor:

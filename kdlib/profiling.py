@@ -98,6 +98,34 @@ def training_step_seconds(
     return statistics.median(times)
 
 
+def break_even_inferences(
+    extra_training_seconds: float, teacher_seconds: float, student_seconds: float
+) -> float:
+    r"""Inferences after which serving the student instead of the teacher has paid for distillation.
+
+    Serving :math:`N` inferences with the teacher costs :math:`N t_T`; with the distilled
+    student it costs :math:`C + N t_S`, where :math:`C` is the extra training compute
+    (the teacher's training, if it was trained only to be distilled, plus caching its
+    outputs and training the student). The two are equal at
+
+    .. math:: N^* = \frac{C}{t_T - t_S}.
+
+    Args:
+        extra_training_seconds: :math:`C`, in seconds (>= 0).
+        teacher_seconds, student_seconds: :math:`t_T, t_S`, seconds per inference (> 0).
+    """
+    if extra_training_seconds < 0:
+        raise ValueError(f"extra_training_seconds must be >= 0, got {extra_training_seconds}")
+    if teacher_seconds <= 0 or student_seconds <= 0:
+        raise ValueError(f"seconds per inference must be > 0, got teacher {teacher_seconds}, student {student_seconds}")
+    if student_seconds >= teacher_seconds:
+        raise ValueError(
+            f"the student ({student_seconds:.3g} s) is not faster than the teacher ({teacher_seconds:.3g} s) "
+            "per inference, so distillation never pays back in inference time; compare at the batch size you serve"
+        )
+    return extra_training_seconds / (teacher_seconds - student_seconds)
+
+
 def profile(model: nn.Module, make_inputs: InputFn, batch_sizes: tuple[int, ...] = (1, 64), repeats: int = 50) -> dict:
     """Parameters, size, FLOPs per sample and latency at each batch size, as one dict.
 

@@ -37,3 +37,21 @@ def test_estimate_knows_every_recipe_and_rejects_others():
         estimate_training_seconds("resnet-teacher")
     for name in RECIPES:
         assert estimate_training_seconds(name, steps=1)["seconds"] > 0
+
+
+def test_break_even_by_hand():
+    # 300 s of extra training; the teacher takes 2 ms, the student 0.5 ms: 300 / 0.0015 = 200,000
+    n = kdlib.break_even_inferences(300.0, 2e-3, 5e-4)
+    assert n == pytest.approx(200_000)
+    # at N* both ways of serving cost the same
+    assert 300.0 + n * 5e-4 == pytest.approx(n * 2e-3)
+    assert kdlib.break_even_inferences(0.0, 2e-3, 5e-4) == 0.0
+
+
+def test_break_even_rejects_a_student_that_is_not_faster():
+    with pytest.raises(ValueError, match="not faster than the teacher"):
+        kdlib.break_even_inferences(10.0, 1e-3, 1e-3)
+    with pytest.raises(ValueError, match=">= 0"):
+        kdlib.break_even_inferences(-1.0, 2e-3, 1e-3)
+    with pytest.raises(ValueError, match="> 0"):
+        kdlib.break_even_inferences(1.0, 0.0, 1e-3)

@@ -206,3 +206,36 @@ def test_partial_label_distillation_loss_uses_only_labeled_rows_for_ce():
     # All labeled: equals distillation_loss.
     y_all = torch.tensor([1, 2, 3, 4, 5, 6])
     torch.testing.assert_close(partial_label_distillation_loss(z, y_all, v, T, a), distillation_loss(z, y_all, v, T, a))
+
+
+def test_logit_gradient_matches_the_derivation():
+    """kd_loss: T (q - p) / B; cross-entropy: (softmax(z) - onehot(y)) / B."""
+    from kdlib import logit_gradient
+
+    z = torch.randn(6, 5, dtype=torch.float64)
+    v = torch.randn(6, 5, dtype=torch.float64) * 3
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    T = 3.0
+    q, p = F.softmax(z / T, dim=-1), F.softmax(v / T, dim=-1)
+    torch.testing.assert_close(logit_gradient(lambda s: kd_loss(s, v, T), z), T * (q - p) / 6)
+    onehot = F.one_hot(y, 5).to(z.dtype)
+    torch.testing.assert_close(logit_gradient(lambda s: F.cross_entropy(s, y), z), (F.softmax(z, dim=-1) - onehot) / 6)
+
+
+def test_logit_gradient_leaves_logits_alone_and_handles_constant_losses():
+    from kdlib import logit_gradient
+
+    z = torch.randn(3, 4, requires_grad=True)
+    g = logit_gradient(lambda s: (s**2).sum(), z)
+    torch.testing.assert_close(g, 2 * z.detach())
+    assert z.grad is None  # no gradient leaked into the caller's tensor
+    v = torch.randn(3, 4)
+    assert torch.equal(logit_gradient(lambda s: kd_loss(v, v, 2.0), z), torch.zeros(3, 4))  # no student in it
+    assert torch.equal(logit_gradient(lambda s: (v * 0).sum() + 0 * s.sum(), z), torch.zeros(3, 4))
+
+
+def test_logit_gradient_rejects_non_scalar_losses():
+    from kdlib import logit_gradient
+
+    with pytest.raises(ValueError, match="scalar"):
+        logit_gradient(lambda s: s * 2, torch.randn(2, 3))
