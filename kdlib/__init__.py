@@ -21,7 +21,17 @@ from .data import (
     sliding_windows,
     traffic_splits,
 )
-from .experiments import Method, StudentRuns, cosine_adam, gap_recovered, paired_differences, summarize, train_students
+from .experiments import (
+    Method,
+    StudentRuns,
+    cosine_adam,
+    epochs_to_target,
+    gap_recovered,
+    paired_differences,
+    seconds_to_target,
+    summarize,
+    train_students,
+)
 from .evaluation import horizon_table, mean_std_table
 from .losses import (
     HintDistillationLoss,
@@ -37,7 +47,7 @@ from .losses import (
     teacher_bounded_loss,
 )
 from .metrics import accuracy, errors, horizon_metrics, masked_mae, masked_mape, masked_rmse
-from .models import MLP, DiffusionMLP, Ensemble, GraphWaveNet, SmallCNN, STIDStudent
+from .models import MLP, STUDENT_SIZES, DiffusionMLP, Ensemble, GraphWaveNet, SmallCNN, STIDStudent
 from .profiling import break_even_inferences, compare, count_parameters, flops_per_sample, latency, profile, size_on_disk, training_step_seconds
 from .seed import seed_everything
 from .train import History, default_device, fit, predict

@@ -194,3 +194,35 @@ def cosine_adam(epochs: int, batch_size: int = 128, lr: float = 3e-3) -> dict:
         "lr": lr,
         "scheduler": lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
     }
+
+
+def epochs_to_target(scores: Sequence[float], target: float, higher_is_better: bool) -> int | None:
+    r"""The first epoch (1-based) whose validation score reaches ``target``, or ``None``.
+
+    Reaching means :math:`s_e \ge` ``target`` when ``higher_is_better`` (accuracy) and
+    :math:`s_e \le` ``target`` otherwise (MAE):
+    :math:`e^* = \min\{e : s_e \text{ reaches the target}\}`. ``None`` says the run never
+    reached it within its budget (a censored run: its time to target is *more* than the
+    budget, not unknown). Typical input: ``History.val_score`` of :func:`kdlib.fit`.
+    """
+    if len(scores) == 0:
+        raise ValueError("scores is empty: train with val_data and val_metric so that History.val_score is filled")
+    for epoch, s in enumerate(scores, start=1):
+        if (s >= target) if higher_is_better else (s <= target):
+            return epoch
+    return None
+
+
+def seconds_to_target(history, target: float, higher_is_better: bool) -> float | None:
+    r"""Wall-clock seconds until ``history`` (a :class:`kdlib.History`) reaches ``target``.
+
+    :math:`t^* = \sum_{e \le e^*} \text{epoch\_seconds}_e` with :math:`e^*` from
+    :func:`epochs_to_target`; ``None`` if the target was never reached. The epoch times of
+    :func:`kdlib.fit` include its per-epoch validation pass, so compare runs validated on
+    the same data.
+    """
+    if len(history.epoch_seconds) != len(history.val_score):
+        raise ValueError(f"{len(history.val_score)} validation scores for {len(history.epoch_seconds)} epoch times: "
+                         "train with val_data and val_metric so that every epoch is scored")
+    epoch = epochs_to_target(history.val_score, target, higher_is_better)
+    return None if epoch is None else float(sum(history.epoch_seconds[:epoch]))

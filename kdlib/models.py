@@ -382,6 +382,13 @@ class STIDStudent(nn.Module):
         return (out, h) if return_features else out
 
 
+STUDENT_SIZES: dict[str, dict[str, int]] = {
+    "tiny": dict(hidden=16, node_dim=4, tod_dim=4),
+    "small": dict(hidden=32, node_dim=8, tod_dim=8),
+}
+"""The two :class:`STIDStudent` sizes of Part III (about 3.7k and 9.7k parameters on the
+207 METR-LA sensors): ``STIDStudent(207, scaler, **STUDENT_SIZES["small"])``."""
+
 
 def _add_embedding_mlp(
     model: nn.Module, in_features: int, num_nodes: int, hidden: int, node_dim: int, tod_dim: int,

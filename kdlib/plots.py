@@ -109,3 +109,48 @@ def heatmap(
     if title:
         ax.set_title(title)
     return ax
+
+
+def _std_band(y: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = y.std(axis=0, ddof=1) if y.shape[0] > 1 else np.zeros_like(mean)
+    return mean - s, mean + s
+
+
+_BANDS = {
+    "std": _std_band,
+    "minmax": lambda y, mean: (y.min(axis=0), y.max(axis=0)),
+}
+
+
+def mean_band(
+    ax,
+    x,
+    runs,
+    label: str = "",
+    band: str = "std",
+    color: str | None = None,
+    alpha: float = 0.25,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Plot the mean of several runs as a line and their spread as a shaded band on ``ax``.
+
+    ``runs`` has one row per run (seed) and one column per point of ``x`` (e.g. epochs).
+    ``band="std"`` shades :math:`\bar y \pm s` (sample std, ``ddof=1``, zero for one run);
+    ``band="minmax"`` shades from the lowest to the highest run. ``x`` may be 1-D (shared)
+    or have the shape of ``runs`` (e.g. each seed's cumulative seconds), then its mean over
+    runs is used. Returns ``(mean, low, high)`` as numpy arrays.
+    """
+    y = np.asarray(runs, dtype=float)
+    if y.ndim != 2 or y.shape[0] < 1 or y.shape[1] < 1:
+        raise ValueError(f"runs must be 2-D (runs x points) with at least one of each, got shape {y.shape}")
+    xs = np.asarray(x, dtype=float)
+    if xs.shape == y.shape:
+        xs = xs.mean(axis=0)
+    if xs.shape != (y.shape[1],):
+        raise ValueError(f"x has shape {np.asarray(x).shape}; expected ({y.shape[1]},) or {y.shape} to match runs")
+    if band not in _BANDS:
+        raise ValueError(f"band must be one of {sorted(_BANDS)}, got {band!r}")
+    mean = y.mean(axis=0)
+    low, high = _BANDS[band](y, mean)
+    (line,) = ax.plot(xs, mean, label=label, color=color)
+    ax.fill_between(xs, low, high, color=line.get_color(), alpha=alpha, linewidth=0)
+    return mean, low, high

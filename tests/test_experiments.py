@@ -115,3 +115,43 @@ def test_cosine_adam_schedule_by_hand():
     assert seen == pytest.approx([0.05 * (1 + math.cos(math.pi * e / 4)) for e in range(4)])
     with pytest.raises(ValueError, match="epochs"):
         cosine_adam(0)
+
+
+def test_epochs_and_seconds_to_target_by_hand():
+    from kdlib import History, epochs_to_target, seconds_to_target
+
+    acc = [0.80, 0.91, 0.90, 0.95]
+    assert epochs_to_target(acc, 0.90, higher_is_better=True) == 2  # 1-based, first epoch reaching it
+    assert epochs_to_target(acc, 0.95, higher_is_better=True) == 4  # reaching includes equality
+    assert epochs_to_target(acc, 0.96, higher_is_better=True) is None
+    mae = [4.0, 3.6, 3.4, 3.5]
+    assert epochs_to_target(mae, 3.5, higher_is_better=False) == 3
+    assert epochs_to_target(mae, 3.0, higher_is_better=False) is None
+    h = History(val_score=acc, epoch_seconds=[1.0, 2.0, 0.5, 4.0])
+    assert seconds_to_target(h, 0.90, True) == pytest.approx(3.0)
+    assert seconds_to_target(h, 0.95, True) == pytest.approx(7.5)
+    assert seconds_to_target(h, 0.99, True) is None
+
+
+def test_epochs_to_target_on_a_real_fit():
+    from kdlib import accuracy, epochs_to_target, seconds_to_target
+
+    x, y = _blobs()
+    torch.manual_seed(0)
+    model = Tiny()
+    h = fit(model, x, y, F.cross_entropy, epochs=6, lr=1e-2, val_data=(x, y), val_metric=accuracy,
+            higher_is_better=True, restore_best=False, progress=False, device="cpu")
+    target = max(h.val_score)  # reached, first at the first epoch holding the maximum
+    e = epochs_to_target(h.val_score, target, True)
+    assert e == h.val_score.index(target) + 1
+    assert seconds_to_target(h, target, True) == pytest.approx(sum(h.epoch_seconds[:e]))
+    assert epochs_to_target(h.val_score, target + 1e-6, True) is None
+
+
+def test_to_target_bad_input():
+    from kdlib import History, epochs_to_target, seconds_to_target
+
+    with pytest.raises(ValueError, match="scores is empty"):
+        epochs_to_target([], 0.9, True)
+    with pytest.raises(ValueError, match="validation scores"):
+        seconds_to_target(History(train_loss=[1.0], epoch_seconds=[1.0]), 0.9, True)

@@ -111,3 +111,12 @@ def test_diffusion_mlp_uses_neighbours_and_ensemble_averages():
     assert f.shape == (2, 6, 32)
     with pytest.raises(ValueError, match="at least one"):
         kdlib.Ensemble([])
+
+
+def test_student_sizes_match_part3():
+    # the sizes Part III trains, with the parameter counts its chapters print
+    assert kdlib.STUDENT_SIZES == {"tiny": dict(hidden=16, node_dim=4, tod_dim=4),
+                                   "small": dict(hidden=32, node_dim=8, tod_dim=8)}
+    counts = {size: sum(p.numel() for p in STIDStudent(207, **cfg).parameters())
+              for size, cfg in kdlib.STUDENT_SIZES.items()}
+    assert counts == {"tiny": 3688, "small": 9668}

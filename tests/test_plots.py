@@ -49,3 +49,40 @@ def test_softmax_bars_bad_input():
     with pytest.raises(ValueError, match="highlight"):
         softmax_bars(ax, torch.zeros(3), highlight=5)
     plt.close(fig)
+
+
+def test_mean_band_against_numpy():
+    from kdlib.plots import mean_band
+
+    runs = np.array([[0.90, 0.92, 0.95], [0.88, 0.93, 0.94], [0.86, 0.91, 0.96]])
+    fig, ax = plt.subplots()
+    mean, lo, hi = mean_band(ax, [1, 2, 3], runs, label="a")
+    np.testing.assert_allclose(mean, [0.88, 0.92, 0.95])
+    s = np.sqrt(((runs - mean) ** 2).sum(axis=0) / 2)  # sample std by hand
+    np.testing.assert_allclose(hi - mean, s)
+    np.testing.assert_allclose(mean - lo, s)
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), mean)
+    assert ax.lines[0].get_label() == "a" and len(ax.collections) == 1
+    # x per run (cumulative seconds): the mean over runs is the x axis; min-max band
+    secs = np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0], [2.0, 3.0, 4.0]])
+    _, lo, hi = mean_band(ax, secs, runs, band="minmax")
+    np.testing.assert_allclose(ax.lines[1].get_xdata(), [2.0, 3.0, 4.0])
+    np.testing.assert_allclose(lo, [0.86, 0.91, 0.94])
+    np.testing.assert_allclose(hi, [0.90, 0.93, 0.96])
+    # one run: no spread
+    _, lo, hi = mean_band(ax, [1, 2, 3], runs[:1])
+    np.testing.assert_allclose(lo, hi)
+    plt.close(fig)
+
+
+def test_mean_band_bad_input():
+    from kdlib.plots import mean_band
+
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="band must be one of"):
+        mean_band(ax, [1, 2], [[1.0, 2.0]], band="iqr")
+    with pytest.raises(ValueError, match="x has shape"):
+        mean_band(ax, [1, 2, 3], [[1.0, 2.0]])
+    with pytest.raises(ValueError, match="runs must be 2-D"):
+        mean_band(ax, [1, 2], [1.0, 2.0])
+    plt.close(fig)
