@@ -28,6 +28,7 @@ from .experiments import (
     epochs_to_target,
     gap_recovered,
     paired_differences,
+    parallel_map,
     seconds_to_target,
     summarize,
     train_students,

@@ -12,7 +12,11 @@ mean :math:`\pm` sample standard deviation (``ddof = 1``) per method, and
 from __future__ import annotations
 
 import copy
+import gc
+import multiprocessing as mp
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -143,6 +147,31 @@ def train_students(
             if keep_models:
                 models[(name, seed)] = model
     return StudentRuns(pd.DataFrame(rows), models)
+
+
+def parallel_map(fn: Callable, items: Sequence, max_workers: int = 2) -> list:
+    """``[fn(item) for item in items]``, spread over up to ``max_workers`` forked processes.
+
+    Each worker is a fork of the calling process, so ``fn`` may use the notebook's data
+    and functions without pickling them; the results come back in order. Before forking,
+    the garbage collector's objects are frozen (:func:`gc.freeze`), so the children do not
+    copy the parent's Python objects just by scanning them, which keeps the workers'
+    memory mostly shared with the parent. Where ``fork`` is unavailable (Windows) or one
+    worker is asked for, the items run one after the other in this process.
+    Use one PyTorch thread per worker (``torch.set_num_threads(1)``) on a small machine.
+    """
+    if max_workers < 1:
+        raise ValueError(f"max_workers must be >= 1, got {max_workers}")
+    workers = min(max_workers, os.cpu_count() or 1, len(items))
+    if workers <= 1 or "fork" not in mp.get_all_start_methods():
+        return [fn(item) for item in items]
+    gc.collect()
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+            return list(pool.map(fn, items))
+    finally:
+        gc.unfreeze()
 
 
 def summarize(table: pd.DataFrame, by: str | list[str] = "method", value: str = "errors") -> pd.DataFrame:

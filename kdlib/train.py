@@ -168,12 +168,11 @@ def fit(
         for m in extra_modules:
             m.train()
         perm = torch.randperm(n, generator=gen).to(device)
-        sx = tuple(x[perm] for x in xs)
-        sy = tuple(y[perm] for y in ys)
         total, count = 0.0, 0
         for i in range(0, n, batch_size):
-            bx = tuple(x[i : i + batch_size] for x in sx)
-            by = tuple(y[i : i + batch_size] for y in sy)
+            idx = perm[i : i + batch_size]  # gather one batch at a time: no shuffled copy of the data
+            bx = tuple(x[idx] for x in xs)
+            by = tuple(y[idx] for y in ys)
             if augment is not None:
                 bx = tuple(augment(bx))
             if teacher is not None:

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import kdlib
+
 from kdlib import HintDistillationLoss, Method, distillation_loss, fit, gap_recovered, paired_differences, summarize, train_students
 
 
@@ -155,3 +157,25 @@ def test_to_target_bad_input():
         epochs_to_target([], 0.9, True)
     with pytest.raises(ValueError, match="validation scores"):
         seconds_to_target(History(train_loss=[1.0], epoch_seconds=[1.0]), 0.9, True)
+
+
+def _square_plus_pid(v):
+    import os
+
+    return v * v, os.getpid()
+
+
+def test_parallel_map_keeps_order_and_uses_workers():
+    import os
+
+    out = kdlib.parallel_map(_square_plus_pid, list(range(8)), max_workers=2)
+    assert [v for v, _ in out] == [i * i for i in range(8)]
+    if (os.cpu_count() or 1) > 1 and "fork" in __import__("multiprocessing").get_all_start_methods():
+        assert os.getpid() not in {pid for _, pid in out}  # ran in forked workers
+    serial = kdlib.parallel_map(_square_plus_pid, list(range(3)), max_workers=1)
+    assert [v for v, _ in serial] == [0, 1, 4] and {pid for _, pid in serial} == {os.getpid()}
+
+
+def test_parallel_map_rejects_zero_workers():
+    with pytest.raises(ValueError, match="max_workers must be >= 1"):
+        kdlib.parallel_map(abs, [1], max_workers=0)
