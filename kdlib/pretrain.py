@@ -113,9 +113,6 @@ RECIPES: dict[str, Callable[[], torch.nn.Module]] = {
     "metr-la-teacher": train_metr_la_teacher,
 }
 
-_STEP_TIMERS: dict[str, Callable[[int], tuple[float, int]]] = {}  # filled below, next to the timers
-
-
 def _mnist_teacher_steps(steps: int) -> tuple[float, int]:
     plan = MNIST_TEACHER_TRAINING
     data = load_mnist()
@@ -137,7 +134,10 @@ def _metr_la_teacher_steps(steps: int) -> tuple[float, int]:
     return step, plan["members"] * plan["epochs"] * -(-train.x.shape[0] // bs)
 
 
-_STEP_TIMERS.update({"mnist-teacher": _mnist_teacher_steps, "metr-la-teacher": _metr_la_teacher_steps})
+_STEP_TIMERS: dict[str, Callable[[int], tuple[float, int]]] = {
+    "mnist-teacher": _mnist_teacher_steps,
+    "metr-la-teacher": _metr_la_teacher_steps,
+}  # recipe name -> (seconds per training step, steps of the whole recipe)
 
 
 def estimate_training_seconds(name: str, steps: int = 20) -> dict:
