@@ -1,57 +1,40 @@
 """kdlib: the small library behind *Knowledge Distillation for Spatiotemporal Data*.
 
-One concern per module: ``data`` (datasets, windows, scaler), ``models``, ``losses``,
-``train`` (``fit``/``predict``), ``metrics``, ``evaluation`` (error tables), ``baselines``
-(forecasting baselines), ``transfer`` (teacher-labelled transfer sets), ``profiling``,
-``checkpoints``, ``seed``.
+One concern per module, read in this order:
+
+==================  ==============================================================
+``files``           data, cache and checkpoint folders; SHA-256-verified downloads
+``data``            the datasets (MNIST, the METR-LA week), in memory
+``preprocessing``   scaler, chronological split, windows, augmentation, transfer sets
+``graph``           random-walk supports and diffusion for the graph models
+``models``          MNIST classifiers and traffic forecasters
+``baselines``       forecasting baselines (last value, historical average, linear)
+``losses``          distillation losses, each a typed function with its formula
+``metrics``         accuracy, errors, masked MAE/RMSE/MAPE, horizon tables
+``train``           ``seed_everything``, ``fit``, ``predict``, optimiser recipes
+``experiments``     methods over seeds, tables, paired statistics
+``teachers``        ``load_teacher(name)``, cached teacher outputs, retraining CLI
+``profiling``       parameters, FLOPs, latency, training-step time, break-even
+``plots``           the book's recurring figures (imported as ``kdlib.plots``)
+==================  ==============================================================
+
+Everything a notebook needs is importable from ``kdlib`` itself (``kdlib.plots``
+excepted, so that ``import kdlib`` does not import matplotlib).
 """
 
-from .augment import random_shift
-from .baselines import HistoricalAverage, LinearForecaster, last_value_forecast
-from .checkpoints import load_checkpoint, save_checkpoint
-from .data import (
-    MNIST,
-    MetrLAWeek,
-    StandardScaler,
-    TrafficWindows,
-    chronological_split,
-    data_dir,
-    load_metr_la_week,
-    load_mnist,
-    sliding_windows,
-    traffic_splits,
-)
-from .experiments import (
-    Method,
-    StudentRuns,
-    cosine_adam,
-    epochs_to_target,
-    gap_recovered,
-    paired_differences,
-    parallel_map,
-    seconds_to_target,
-    summarize,
-    train_students,
-)
-from .evaluation import horizon_table, mean_std_table
-from .losses import (
-    HintDistillationLoss,
-    HintLoss,
-    distillation_loss,
-    kd_loss,
-    logit_distillation_loss,
-    logit_gradient,
-    logit_matching_loss,
-    output_distillation_loss,
-    partial_label_distillation_loss,
-    softmax_t,
-    teacher_bounded_loss,
-)
-from .metrics import accuracy, errors, horizon_metrics, masked_mae, masked_mape, masked_rmse
-from .models import MLP, STUDENT_SIZES, DiffusionMLP, Ensemble, GraphWaveNet, SmallCNN, STIDStudent
-from .profiling import break_even_inferences, compare, count_parameters, flops_per_sample, latency, profile, size_on_disk, training_step_seconds
-from .seed import seed_everything
-from .train import History, default_device, fit, predict
-from .transfer import perturbed_copies, with_transfer
+from . import baselines, data, experiments, files, graph, losses, metrics, models, preprocessing, profiling, teachers, train
+from .baselines import *  # noqa: F403
+from .data import *  # noqa: F403
+from .experiments import *  # noqa: F403
+from .files import *  # noqa: F403
+from .losses import *  # noqa: F403
+from .metrics import *  # noqa: F403
+from .models import *  # noqa: F403
+from .preprocessing import *  # noqa: F403
+from .profiling import *  # noqa: F403
+from .teachers import *  # noqa: F403
+from .train import *  # noqa: F403
 
-__version__ = "0.1.0"
+__all__: list[str] = [name for m in (baselines, data, experiments, files, losses, metrics, models, preprocessing, profiling,
+                          teachers, train) for name in m.__all__]
+__version__ = "0.2.0"

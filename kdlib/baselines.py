@@ -10,7 +10,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .data import STEPS_PER_DAY, StandardScaler
+from .data import STEPS_PER_DAY
+from .preprocessing import StandardScaler
+
+__all__: list[str] = ["last_value_forecast", "HistoricalAverage", "LinearForecaster"]
 
 
 def last_value_forecast(x: Tensor, scaler: StandardScaler, out_steps: int = 12) -> Tensor:

@@ -1,4 +1,4 @@
-"""Datasets of the book: MNIST and the first week of METR-LA, held in memory.
+"""The book's datasets, held in memory: MNIST and the first week of METR-LA.
 
 Where the files live
 --------------------
@@ -14,20 +14,12 @@ Offline, the loader raises :class:`FileNotFoundError` naming the file, the URL a
 the variable to set. The loaders never write next to files that already exist, so a
 read-only data directory works as long as it is complete.
 
-Forecasting windows
--------------------
-:func:`traffic_splits` cuts the speed matrix chronologically into train / val /
-test (70/10/20 % of the time steps) *first* and only then slides windows inside
-each part, so no window (inputs or targets) crosses a split boundary. The
-:class:`StandardScaler` is fitted on the training part alone.
+Scaling, windows and splits live in :mod:`kdlib.preprocessing`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import pickle
-import urllib.request
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -37,71 +29,9 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-DATA_ENV = "KDLIB_DATA"
+from .files import data_dir, fetch, missing_file_error
 
-# ---------------------------------------------------------------------------
-# The data directory and verified downloads
-# ---------------------------------------------------------------------------
-
-
-def user_dir(env_var: str, repo_subdir: str) -> Path:
-    """``$env_var`` if set, else ``<repository>/<repo_subdir>`` in a checkout, else ``~/.cache/kdlib``."""
-    env = os.environ.get(env_var)
-    if env:
-        return Path(env).expanduser().resolve()
-    repo = Path(__file__).resolve().parents[1]
-    if (repo / "pyproject.toml").exists() and (repo / "kdlib").is_dir():
-        return repo / repo_subdir
-    return Path.home() / ".cache" / "kdlib"
-
-
-def data_dir() -> Path:
-    """The directory the loaders read from (see the module docstring)."""
-    return user_dir(DATA_ENV, "data")
-
-
-def sha256sum(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _missing(path: Path, url: str, reason: str) -> FileNotFoundError:
-    return FileNotFoundError(
-        f"Dataset file {path} is missing and could not be downloaded from {url} "
-        f"({reason}). Download it by hand into that folder, or set the environment "
-        f"variable {DATA_ENV} to a directory that already holds the data "
-        f"(e.g. {DATA_ENV}=../shared/data)."
-    )
-
-
-def fetch(path: Path, url: str, sha256: str) -> Path:
-    """Return ``path`` after checking its SHA-256, downloading it first if absent.
-
-    Raises:
-        FileNotFoundError: the file is absent and the download failed (offline).
-        ValueError: the file exists but its checksum differs (corrupt or wrong file).
-    """
-    path = Path(path)
-    if not path.exists():
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(path.suffix + ".part")
-            urllib.request.urlretrieve(url, tmp)  # noqa: S310 - fixed https URLs
-            tmp.replace(path)
-        except Exception as exc:  # offline, read-only folder, HTTP error, ...
-            raise _missing(path, url, f"{type(exc).__name__}: {exc}") from exc
-    digest = sha256sum(path)
-    if digest != sha256:
-        raise ValueError(
-            f"{path} has sha256 {digest}, expected {sha256}. The file is corrupt or "
-            f"not the expected version: delete it and let kdlib download it from {url}."
-        )
-    return path
-
+__all__: list[str] = ["STEPS_PER_DAY", "MNIST", "load_mnist", "MetrLAWeek", "load_metr_la_week", "metr_la_file"]
 
 # ---------------------------------------------------------------------------
 # MNIST
@@ -151,7 +81,7 @@ def _mnist_cached(root: str) -> MNIST:
         test = TorchvisionMNIST(root, train=False, download=False)
     except Exception as exc:
         name = raw / (absent[0] if absent else MNIST_FILES[0])
-        raise _missing(name, MNIST_URL + name.name + ".gz", f"{type(exc).__name__}: {exc}") from exc
+        raise missing_file_error(name, MNIST_URL + name.name + ".gz", f"{type(exc).__name__}: {exc}") from exc
     x_train = train.data.float().div_(255.0)
     x_test = test.data.float().div_(255.0)
     mean, std = x_train.mean().item(), x_train.std().item()
@@ -261,143 +191,3 @@ def load_metr_la_week() -> MetrLAWeek:
     return _metr_la_cached(str(data_dir()))
 
 
-# ---------------------------------------------------------------------------
-# Scaling, windows and chronological splits
-# ---------------------------------------------------------------------------
-
-
-class StandardScaler:
-    """z-score scaling ``(x - mean) / std`` with statistics from the data it is fitted on.
-
-    Fit it on the training split only, then transform every split with it.
-    ``axis=None`` uses one global mean/std; an int or tuple keeps per-slice statistics
-    (e.g. ``axis=0`` on a ``(steps, nodes)`` matrix gives one mean per sensor).
-    """
-
-    def __init__(self, axis: int | tuple[int, ...] | None = None) -> None:
-        self.axis = axis
-        self.mean: Tensor | None = None
-        self.std: Tensor | None = None
-
-    def fit(self, x: Tensor) -> "StandardScaler":
-        if self.axis is None:
-            self.mean, self.std = x.mean(), x.std()
-        else:
-            self.mean = x.mean(dim=self.axis, keepdim=True)
-            self.std = x.std(dim=self.axis, keepdim=True)
-        self.std = torch.where(self.std > 0, self.std, torch.ones_like(self.std))
-        return self
-
-    def _check(self) -> tuple[Tensor, Tensor]:
-        if self.mean is None or self.std is None:
-            raise RuntimeError("StandardScaler is not fitted: call .fit(train_data) first.")
-        return self.mean, self.std
-
-    def transform(self, x: Tensor) -> Tensor:
-        mean, std = self._check()
-        return (x - mean.to(x)) / std.to(x)
-
-    def inverse_transform(self, x: Tensor) -> Tensor:
-        mean, std = self._check()
-        return x * std.to(x) + mean.to(x)
-
-    def fit_transform(self, x: Tensor) -> Tensor:
-        return self.fit(x).transform(x)
-
-    def __repr__(self) -> str:
-        if self.mean is None:
-            return "StandardScaler(unfitted)"
-        if self.mean.numel() == 1:
-            return f"StandardScaler(mean={self.mean.item():.4f}, std={self.std.item():.4f})"
-        return f"StandardScaler(axis={self.axis}, shape={tuple(self.mean.shape)})"
-
-
-def chronological_split(
-    num_steps: int, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
-) -> dict[str, range]:
-    """Split ``range(num_steps)`` into consecutive train / val / test ranges.
-
-    ``train`` gets ``int(f_train * num_steps)`` steps, ``val`` ``int(f_val * num_steps)``
-    and ``test`` the rest, in time order.
-    """
-    if len(fractions) != 3 or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
-        raise ValueError(f"fractions must be three positive numbers summing to 1, got {fractions}")
-    n_train = int(fractions[0] * num_steps)
-    n_val = int(fractions[1] * num_steps)
-    return {
-        "train": range(0, n_train),
-        "val": range(n_train, n_train + n_val),
-        "test": range(n_train + n_val, num_steps),
-    }
-
-
-def sliding_windows(series: Tensor, in_steps: int = 12, out_steps: int = 12) -> tuple[Tensor, Tensor]:
-    """All windows of ``in_steps`` inputs followed by ``out_steps`` targets.
-
-    Args:
-        series: ``(steps, ...)`` tensor, time first.
-    Returns:
-        ``x`` of shape ``(W, in_steps, ...)`` and ``y`` of shape ``(W, out_steps, ...)`` with
-        ``W = steps - in_steps - out_steps + 1``; window ``w`` reads steps
-        ``w .. w+in_steps-1`` and predicts ``w+in_steps .. w+in_steps+out_steps-1``.
-    """
-    if in_steps < 1 or out_steps < 1:
-        raise ValueError(f"in_steps and out_steps must be >= 1, got {in_steps}, {out_steps}")
-    span = in_steps + out_steps
-    if series.shape[0] < span:
-        raise ValueError(f"a series of {series.shape[0]} steps is too short for windows of {span} steps")
-    w = series.unfold(0, span, 1)  # (W, ..., span)
-    w = w.movedim(-1, 1)  # (W, span, ...)
-    return w[:, :in_steps].contiguous(), w[:, in_steps:].contiguous()
-
-
-@dataclass
-class TrafficWindows:
-    """Forecasting windows of one split.
-
-    Attributes:
-        x: ``(W, in_steps, N)`` scaled input speeds (z-scores of the training split).
-        tod: ``(W,)`` int64 step of day (0..287) of the *last input* step.
-        y: ``(W, out_steps, N)`` target speeds in mph (unscaled).
-        start: ``(W,)`` int64 index in the full series of each window's first input step.
-    """
-
-    x: Tensor
-    tod: Tensor
-    y: Tensor
-    start: Tensor
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    @property
-    def inputs(self) -> tuple[Tensor, Tensor]:
-        """``(x, tod)``: the arguments of the book's traffic models."""
-        return self.x, self.tod
-
-
-def traffic_splits(
-    data: MetrLAWeek | None = None,
-    in_steps: int = 12,
-    out_steps: int = 12,
-    fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
-) -> tuple[dict[str, TrafficWindows], StandardScaler]:
-    """Chronological train/val/test windows of the METR-LA week and the fitted scaler.
-
-    The series is split in time first (:func:`chronological_split`), then windows are
-    slid inside each part, so no window spans two splits. The scaler is fitted on the
-    training part's speeds alone and applied to every split's inputs; targets stay in mph.
-    With the defaults: 1411 / 201 / 404 steps give 1388 / 178 / 381 windows.
-    """
-    data = data if data is not None else load_metr_la_week()
-    parts = chronological_split(data.speed.shape[0], fractions)
-    scaler = StandardScaler().fit(data.speed[parts["train"].start : parts["train"].stop])
-    sod = data.step_of_day
-    out: dict[str, TrafficWindows] = {}
-    for name, r in parts.items():
-        seg = data.speed[r.start : r.stop]
-        x, y = sliding_windows(scaler.transform(seg), in_steps, out_steps)
-        _, y = sliding_windows(seg, in_steps, out_steps)
-        start = torch.arange(x.shape[0]) + r.start
-        out[name] = TrafficWindows(x=x, tod=sod[start + in_steps - 1], y=y, start=start)
-    return out, scaler

@@ -3,8 +3,9 @@ r"""Fair student comparisons: several training methods, the same initial weights
 For each seed, :func:`train_students` seeds everything, builds the student **once**,
 copies its initial ``state_dict`` and trains one copy per :class:`Method` with the same
 optimiser, epochs and batch size (``fit_kwargs``), so the methods differ only in their
-loss and targets. The result is a tidy table, one row per (seed, method), with the test
-errors out of ``len(y_test)`` and the accuracy; :func:`summarize` turns it into
+loss and targets. The result is a tidy table, one row per (seed, method), with the
+method's hyperparameters and the columns of a ``score`` callable (:func:`classification_score`:
+errors and accuracy; :func:`forecast_score`: MAE per horizon); :func:`summarize` turns it into
 mean :math:`\pm` sample standard deviation (``ddof = 1``) per method, and
 :func:`gap_recovered` says how much of the teacher-student gap a method closes.
 """
@@ -24,9 +25,10 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .metrics import accuracy, errors
-from .seed import seed_everything
-from .train import fit, predict
+from .metrics import MINUTES_PER_STEP, accuracy, errors, horizon_metrics
+from .train import History, fit, predict, seed_everything
+
+__all__: list[str] = ["Method", "StudentRuns", "classification_score", "forecast_score", "train_students", "parallel_map", "summarize", "gap_recovered", "paired_differences", "epochs_to_target", "seconds_to_target"]
 
 
 @dataclass
@@ -43,6 +45,8 @@ class Method:
         inputs: this method's training inputs; ``None`` uses the shared ``inputs`` of
             :func:`train_students` (give them when a method trains on another set,
             e.g. a labeled subset).
+        params: the method's hyperparameters, e.g. ``{"T": 4, "alpha": 0.9}``: they become
+            columns of the results table (instead of being encoded in the method's name).
         forward_kwargs: e.g. ``{"return_features": True}`` for feature (hint) losses.
         fit_kwargs: per-method overrides of the shared ``fit`` arguments (use sparingly:
             a fair comparison keeps them equal).
@@ -51,20 +55,44 @@ class Method:
     loss: Callable[..., Tensor]
     targets: Tensor | tuple[Tensor, ...]
     inputs: Tensor | tuple[Tensor, ...] | None = None
+    params: dict = field(default_factory=dict)
     forward_kwargs: dict = field(default_factory=dict)
     fit_kwargs: dict = field(default_factory=dict)
 
 
 @dataclass
 class StudentRuns:
-    """What :func:`train_students` returns: the tidy ``table`` and the trained ``models``.
+    """What :func:`train_students` returns.
 
-    ``table`` columns: ``seed, method, errors, accuracy, seconds``; ``models`` maps
-    ``(method, seed)`` to the trained student (eval mode, on the CPU).
+    ``table``: one row per (seed, method) with columns ``seed, method``, the method's
+    ``params``, the ``score`` columns, ``best_epoch`` (0-based, with validation) and
+    ``seconds``; ``histories`` and ``models`` map ``(method, seed)`` to the
+    :class:`~kdlib.train.History` and the trained student (eval mode, on the CPU).
     """
 
     table: pd.DataFrame
+    histories: dict[tuple[str, int], History]
     models: dict[tuple[str, int], nn.Module]
+
+
+Score = Callable[[nn.Module], dict[str, float]]
+
+
+def classification_score(x: Tensor, y: Tensor) -> Score:
+    """``score(model) -> {"errors": .., "accuracy": ..}`` on ``(x, y)``, for :func:`train_students`."""
+    def score(model: nn.Module) -> dict[str, float]:
+        logits = predict(model, x)
+        return {"errors": errors(logits, y), "accuracy": accuracy(logits, y)}
+    return score
+
+
+def forecast_score(inputs: Tensor | tuple[Tensor, ...], y: Tensor, horizons: Sequence[int] = (3, 6, 12),
+                   mask: Tensor | None = None) -> Score:
+    """``score(model) -> {"MAE 15min": .., "MAE 30min": .., "MAE 60min": ..}`` (masked MAE in mph per horizon)."""
+    def score(model: nn.Module) -> dict[str, float]:
+        m = horizon_metrics(predict(model, inputs), y, horizons, mask=mask)
+        return {f"MAE {h * MINUTES_PER_STEP}min": m[h]["MAE"] for h in horizons}
+    return score
 
 
 def _reset_parameters(module: nn.Module) -> None:
@@ -73,105 +101,115 @@ def _reset_parameters(module: nn.Module) -> None:
             m.reset_parameters()
 
 
+def _train_seed(make_student, methods, inputs, score, seed, keep_models, fit_kwargs) -> tuple[list, dict, dict]:
+    seed_everything(seed)
+    student = make_student()
+    init = copy.deepcopy(student.state_dict())
+    rows, histories, models = [], {}, {}
+    for name, m in methods.items():
+        model = copy.deepcopy(student)
+        model.load_state_dict(init)
+        loss, extra = m.loss, []
+        if isinstance(loss, nn.Module):
+            loss = copy.deepcopy(loss)
+            torch.manual_seed(seed)
+            _reset_parameters(loss)
+            extra = [loss]
+        t0 = time.perf_counter()
+        history = fit(model, m.inputs if m.inputs is not None else inputs, m.targets, loss,
+                      forward_kwargs=m.forward_kwargs or None, extra_modules=extra, seed=seed,
+                      **{**fit_kwargs, **m.fit_kwargs})
+        seconds = time.perf_counter() - t0
+        model.cpu()
+        rows.append({"seed": seed, "method": name, **m.params, **score(model),
+                     "best_epoch": history.best_epoch, "seconds": seconds})
+        histories[(name, seed)] = history
+        if keep_models:
+            models[(name, seed)] = model
+    return rows, histories, models
+
+
 def train_students(
     make_student: Callable[[], nn.Module],
     methods: dict[str, Method],
     inputs: Tensor | tuple[Tensor, ...] | None,
-    x_test: Tensor,
-    y_test: Tensor,
+    score: Score,
     seeds: Sequence[int] = (0, 1, 2),
     keep_models: bool = True,
+    workers: int = 1,
     **fit_kwargs,
 ) -> StudentRuns:
-    """Train one student per (seed, method) from the same initial weights per seed.
+    """Train one student per (seed, method), every method of a seed from the same initial weights.
 
     Args:
         make_student: builds a fresh, untrained student (called once per seed, right
             after ``seed_everything(seed)``).
         methods: name -> :class:`Method`; every method of a seed starts from the same
             initial ``state_dict`` and sees the mini-batches in the same order
-            (``fit(seed=seed)``) when its inputs have the same length.
+            (``fit(seed=seed)``) when its inputs have the same length: the comparison is paired.
         inputs: training inputs shared by methods whose ``inputs`` is ``None``.
-        x_test, y_test: the test set scored after training (errors and accuracy).
+        score: ``score(model) -> {column: value}`` after training, e.g.
+            :func:`classification_score` or :func:`forecast_score` (on validation or test data).
         seeds: at least one seed; use three or more to report mean +/- std.
         keep_models: keep the trained students in ``StudentRuns.models``.
-        fit_kwargs: passed to :func:`kdlib.fit` for every run (epochs, batch_size, lr, ...);
-            ``progress`` defaults to False.
+        workers: run the seeds in up to this many forked processes (:func:`parallel_map`).
+        fit_kwargs: passed to :func:`kdlib.fit` for every run (epochs, batch_size, lr,
+            val_data, val_metric, higher_is_better, ...).
     """
     if not methods:
         raise ValueError("methods is empty: give at least one, e.g. {'scratch': Method(F.cross_entropy, y)}")
     if len(seeds) < 1:
         raise ValueError("seeds is empty: give at least one seed, e.g. seeds=(0, 1, 2)")
+    if not callable(score):
+        raise TypeError(f"score must be a callable model -> dict, e.g. kdlib.classification_score(x_test, y_test); "
+                        f"got {type(score).__name__}")
     for name, m in methods.items():
         if m.inputs is None and inputs is None:
             raise ValueError(f"method {name!r} has no inputs of its own and the shared inputs are None")
-    fit_kwargs.setdefault("progress", False)
-    rows, models = [], {}
-    for seed in seeds:
-        seed_everything(seed)
-        student = make_student()
-        init = copy.deepcopy(student.state_dict())
-        for name, m in methods.items():
-            model = copy.deepcopy(student)
-            model.load_state_dict(init)
-            loss = m.loss
-            extra: list[nn.Module] = []
-            if isinstance(loss, nn.Module):
-                loss = copy.deepcopy(loss)
-                torch.manual_seed(seed)
-                _reset_parameters(loss)
-                extra = [loss]
-            kwargs = {**fit_kwargs, **m.fit_kwargs}
-            t0 = time.perf_counter()
-            fit(
-                model,
-                m.inputs if m.inputs is not None else inputs,
-                m.targets,
-                loss,
-                forward_kwargs=m.forward_kwargs or None,
-                extra_modules=extra,
-                seed=seed,
-                **kwargs,
-            )
-            seconds = time.perf_counter() - t0
-            logits = predict(model.cpu(), x_test)
-            rows.append(
-                {
-                    "seed": seed,
-                    "method": name,
-                    "errors": errors(logits, y_test),
-                    "accuracy": accuracy(logits, y_test),
-                    "seconds": seconds,
-                }
-            )
-            if keep_models:
-                models[(name, seed)] = model
-    return StudentRuns(pd.DataFrame(rows), models)
+    results = parallel_map(lambda seed: _train_seed(make_student, methods, inputs, score, seed, keep_models,
+                                                    fit_kwargs), list(seeds), max_workers=workers)
+    rows, histories, models = [], {}, {}
+    for r, h, m in results:
+        rows += r
+        histories.update(h)
+        models.update(m)
+    return StudentRuns(pd.DataFrame(rows), histories, models)
+
+
+_JOB: Callable | None = None  # the function parallel_map's forked workers call
+
+
+def _run_job(item):
+    return _JOB(item)
 
 
 def parallel_map(fn: Callable, items: Sequence, max_workers: int = 2) -> list:
     """``[fn(item) for item in items]``, spread over up to ``max_workers`` forked processes.
 
-    Each worker is a fork of the calling process, so ``fn`` may use the notebook's data
-    and functions without pickling them; the results come back in order. Before forking,
-    the garbage collector's objects are frozen (:func:`gc.freeze`), so the children do not
-    copy the parent's Python objects just by scanning them, which keeps the workers'
-    memory mostly shared with the parent. Where ``fork`` is unavailable (Windows) or one
-    worker is asked for, the items run one after the other in this process.
-    Use one PyTorch thread per worker (``torch.set_num_threads(1)``) on a small machine.
+    Each worker is a fork of the calling process that inherits ``fn`` (a lambda or closure
+    is fine: only the items and the results are pickled), so ``fn`` may use the notebook's
+    data without copying it. Before forking, the garbage collector's objects are frozen
+    (:func:`gc.freeze`), so the children do not copy the parent's Python objects just by
+    scanning them, which keeps the workers' memory mostly shared with the parent. Where
+    ``fork`` is unavailable (Windows) or one worker is asked for, the items run one after
+    the other in this process. Each worker uses one PyTorch thread.
     """
+    global _JOB
     if max_workers < 1:
         raise ValueError(f"max_workers must be >= 1, got {max_workers}")
     workers = min(max_workers, os.cpu_count() or 1, len(items))
     if workers <= 1 or "fork" not in mp.get_all_start_methods():
         return [fn(item) for item in items]
+    _JOB = fn
     gc.collect()
     gc.freeze()
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
-            return list(pool.map(fn, items))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"),
+                                 initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            return list(pool.map(_run_job, items))
     finally:
         gc.unfreeze()
+        _JOB = None
 
 
 def summarize(table: pd.DataFrame, by: str | list[str] = "method", value: str = "errors") -> pd.DataFrame:
@@ -206,23 +244,6 @@ def paired_differences(table: pd.DataFrame, baseline: str, method: str, value: s
         if name not in wide.columns:
             raise KeyError(f"method {name!r} not in the table; it has {list(wide.columns)}")
     return wide[baseline] - wide[method]
-
-
-def cosine_adam(epochs: int, batch_size: int = 128, lr: float = 3e-3) -> dict:
-    r"""``fit`` keyword arguments for Adam with a cosine learning-rate decay to 0 over ``epochs``.
-
-    The learning rate in epoch :math:`e` (0-based) is
-    :math:`\eta_e = \frac{\eta}{2}\left(1 + \cos\frac{\pi e}{E}\right)`. Use as
-    ``fit(model, x, y, loss, **cosine_adam(40))`` or ``train_students(..., **cosine_adam(40))``.
-    """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    return {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "scheduler": lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
-    }
 
 
 def epochs_to_target(scores: Sequence[float], target: float, higher_is_better: bool) -> int | None:

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+__all__: list[str] = ["softmax_t", "entropy", "logit_gradient", "kd_loss", "distillation_loss", "logit_matching_loss", "HintLoss", "logit_distillation_loss", "HintDistillationLoss", "partial_label_distillation_loss", "l1_loss", "output_distillation_loss", "teacher_bounded_loss"]
+
 
 def _check_temperature(T: float) -> None:
     if not T > 0:
@@ -39,6 +41,19 @@ def softmax_t(logits: Tensor, T: float = 1.0) -> Tensor:
     """
     _check_temperature(T)
     return F.softmax(logits / T, dim=-1)
+
+
+def entropy(probs: Tensor, dim: int = -1) -> Tensor:
+    r"""Shannon entropy in nats, :math:`H(p) = -\sum_i p_i \log p_i`, along ``dim`` (``0 \log 0 = 0``).
+
+    Ranges from 0 (one-hot) to :math:`\log N` (uniform over ``N`` classes).
+    """
+    if probs.numel() == 0:
+        raise ValueError("entropy of an empty tensor is undefined; pass a probability vector")
+    if (probs < 0).any():
+        raise ValueError("probabilities must be >= 0; did you pass logits? apply kdlib.softmax_t first")
+    logs = torch.where(probs > 0, probs.log(), torch.zeros_like(probs))
+    return -(probs * logs).sum(dim=dim)
 
 
 def logit_gradient(loss_fn: Callable[[Tensor], Tensor], logits: Tensor) -> Tensor:
@@ -204,6 +219,13 @@ def _regression(pred: Tensor, target: Tensor, p: int, mask: Tensor | None = None
         return err.mean()
     mask = mask.to(err.dtype)
     return (err * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def l1_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    r"""Mean absolute error :math:`\frac{1}{|V|}\sum_V |\hat y - y|`, the traffic models' training loss."""
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
+    return _regression(pred, target, 1, mask)
 
 
 def output_distillation_loss(

@@ -6,10 +6,14 @@ reports 0 mph) or NaN is missing and left out. Shapes: ``(batch, horizon, nodes)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
 
 import torch
 from torch import Tensor
+
+__all__: list[str] = ["accuracy", "errors", "valid_mask", "masked_mae", "masked_rmse", "masked_mape", "horizon_metrics", "horizon_table", "MINUTES_PER_STEP"]
 
 
 def accuracy(logits: Tensor, labels: Tensor) -> float:
@@ -84,3 +88,33 @@ def horizon_metrics(
         m = None if mask is None else mask[:, h - 1]
         out[h] = {"MAE": masked_mae(p, t, m), "RMSE": masked_rmse(p, t, m), "MAPE": masked_mape(p, t, m)}
     return out
+
+
+# The direction of each metric travels with it, so fit(val_metric=...) cannot restore the worst epoch.
+accuracy.higher_is_better = True
+errors.higher_is_better = False
+masked_mae.higher_is_better = False
+masked_rmse.higher_is_better = False
+masked_mape.higher_is_better = False
+
+MINUTES_PER_STEP = 5
+
+
+def horizon_table(
+    preds: Mapping[str, Tensor],
+    target: Tensor,
+    horizons: Sequence[int] = (3, 6, 12),
+    metrics: Sequence[str] = ("MAE", "RMSE", "MAPE"),
+) -> pd.DataFrame:
+    """One row per model, one column per (metric, horizon), e.g. ``"MAE 60min"``.
+
+    ``preds`` maps a model name to its ``(W, out_steps, N)`` forecasts in mph; the
+    errors are :func:`kdlib.metrics.horizon_metrics` (masked MAE, RMSE, MAPE in %).
+    """
+    if not preds:
+        raise ValueError("preds is empty: pass {model name: forecasts}")
+    rows = {}
+    for name, pred in preds.items():
+        m = horizon_metrics(pred, target, horizons)
+        rows[name] = {f"{k} {h * MINUTES_PER_STEP}min": m[h][k] for k in metrics for h in horizons}
+    return pd.DataFrame(rows).T

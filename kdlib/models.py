@@ -21,7 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data import STEPS_PER_DAY, StandardScaler
+from .data import STEPS_PER_DAY
+from .graph import DiffusionConv, add_supports, diffuse, supports
+from .preprocessing import StandardScaler
+
+__all__: list[str] = ["MLP", "SmallCNN", "STIDStudent", "STUDENT_SIZES", "DiffusionMLP", "GraphWaveNet", "Ensemble"]
 
 # ---------------------------------------------------------------------------
 # MNIST
@@ -114,44 +118,6 @@ class _OutputScale(nn.Module):
         return z * self.std + self.mean
 
 
-def transition_matrices(adj: Tensor) -> list[Tensor]:
-    """Forward and backward random-walk matrices of a directed graph (DCRNN).
-
-    ``P_f = D_out^{-1} A`` and ``P_b = D_in^{-1} A^T``; a row with no edges stays zero.
-    Diffusion of a node signal ``X`` (nodes first) by ``k`` hops is ``P^k X``.
-    """
-    if adj.dim() != 2 or adj.shape[0] != adj.shape[1]:
-        raise ValueError(f"adj must be a square (N, N) matrix, got shape {tuple(adj.shape)}")
-    mats = []
-    for a in (adj, adj.T):
-        deg = a.sum(1, keepdim=True)
-        mats.append(torch.where(deg > 0, a / deg.clamp_min(1e-12), torch.zeros_like(a)))
-    return mats
-
-
-class DiffusionConv(nn.Module):
-    """Diffusion graph convolution (Li et al. 2018; Wu et al. 2019).
-
-    ``H' = W_0 H + sum_{P in supports} sum_{k=1..K} W_{P,k} (P^k H)``, applied to a
-    ``(B, C, N, T)`` tensor; each ``W`` is a 1x1 convolution mixing channels.
-    """
-
-    def __init__(self, c_in: int, c_out: int, num_supports: int, hops: int = 2, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.hops = hops
-        self.mlp = nn.Conv2d(c_in * (1 + num_supports * hops), c_out, 1)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, h: Tensor, supports: Sequence[Tensor]) -> Tensor:
-        out = [h]
-        for p in supports:
-            x = h
-            for _ in range(self.hops):
-                x = torch.einsum("ij,bcjt->bcit", p, x)
-                out.append(x)
-        return self.dropout(self.mlp(torch.cat(out, dim=1)))
-
-
 class GraphWaveNet(nn.Module):
     """Spatiotemporal teacher: gated dilated temporal convolutions + diffusion graph convolution.
 
@@ -188,13 +154,7 @@ class GraphWaveNet(nn.Module):
         n = adj.shape[0]
         self.num_nodes, self.in_steps, self.out_steps = n, in_steps, out_steps
         self.steps_per_day = steps_per_day
-        for i, p in enumerate(transition_matrices(adj.float())):
-            self.register_buffer(f"support{i}", p)
-        self.adaptive = adaptive
-        if adaptive:
-            self.e1 = nn.Parameter(torch.randn(n, 10) * 0.1)
-            self.e2 = nn.Parameter(torch.randn(10, n) * 0.1)
-        num_supports = 2 + int(adaptive)
+        num_supports = add_supports(self, adj, adaptive)
         self.dils = [dilations[i % len(dilations)] for i in range(layers)]
         self.receptive = 1 + sum(self.dils)
         self.start = nn.Conv2d(2, channels, 1)
@@ -209,12 +169,6 @@ class GraphWaveNet(nn.Module):
         self.end2 = nn.Linear(end_channels, out_steps)
         self.scale = _OutputScale(scaler)
 
-    def supports(self) -> list[Tensor]:
-        s = [self.support0, self.support1]
-        if self.adaptive:
-            s.append(F.softmax(F.relu(self.e1 @ self.e2), dim=1))
-        return s
-
     def forward(self, x: Tensor, tod: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         _check_traffic_input(x, tod, self.in_steps, self.num_nodes)
         b, t, n = x.shape
@@ -223,13 +177,13 @@ class GraphWaveNet(nn.Module):
         h = torch.stack([x, tod_feat], dim=1).transpose(2, 3)  # (B, 2, N, T)
         h = F.pad(h, (max(self.receptive - t, 0), 0))
         h = self.start(h)
-        supports = self.supports()
+        mats = supports(self)
         skip = 0
         for i in range(len(self.dils)):
             res = h
             z = torch.tanh(self.filt[i](h)) * torch.sigmoid(self.gate[i](h))
             skip = skip + self.skip[i](z[..., -1:])
-            z = self.gconv[i](z, supports)
+            z = self.gconv[i](z, mats)
             h = self.norm[i](z + res[..., -z.shape[-1]:])
         feats = [F.relu(skip[..., 0]).transpose(1, 2), x.transpose(1, 2)]  # (B, N, *)
         if self.node_emb is not None:
@@ -285,38 +239,20 @@ class DiffusionMLP(nn.Module):
             raise ValueError(f"hops must be >= 1 (number of diffusion steps), got {hops}")
         n = adj.shape[0]
         self.num_nodes, self.in_steps, self.out_steps, self.hops = n, in_steps, out_steps, hops
-        for i, p in enumerate(transition_matrices(adj.float())):
-            self.register_buffer(f"support{i}", p)
-        self.adaptive = adaptive
-        if adaptive:
-            self.e1 = nn.Parameter(torch.randn(n, adaptive_dim) * 0.1)
-            self.e2 = nn.Parameter(torch.randn(adaptive_dim, n) * 0.1)
-        num_supports = 2 + int(adaptive)
+        num_supports = add_supports(self, adj, adaptive, adaptive_dim)
         width = _add_embedding_mlp(self, in_steps * (1 + num_supports * hops), n, hidden, node_dim, tod_dim,
                                    layers, dropout, steps_per_day)
         self.graph_mix = nn.Linear(width * num_supports, width) if graph_hidden else None
         self.head = nn.Linear(width, out_steps)
         self.scale = _OutputScale(scaler)
 
-    def supports(self) -> list[Tensor]:
-        s = [self.support0, self.support1]
-        if self.adaptive:
-            s.append(F.softmax(F.relu(self.e1 @ self.e2), dim=1))
-        return s
-
     def forward(self, x: Tensor, tod: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         _check_traffic_input(x, tod, self.in_steps, self.num_nodes)
         xn = x.transpose(1, 2)  # (B, N, T)
-        supports = self.supports()
-        feats = [xn]
-        for p in supports:
-            z = xn
-            for _ in range(self.hops):
-                z = p @ z  # (N, N) @ (B, N, T): neighbour average
-                feats.append(z)
-        h = _embedding_mlp(self, torch.cat(feats, dim=-1), tod)
+        mats = supports(self)
+        h = _embedding_mlp(self, torch.cat([xn, *diffuse(xn, mats, self.hops)], dim=-1), tod)
         if self.graph_mix is not None:
-            h = h + self.graph_mix(torch.cat([p @ h for p in supports], dim=-1))
+            h = h + self.graph_mix(torch.cat(diffuse(h, mats, 1), dim=-1))
         out = self.scale(self.head(h).transpose(1, 2))
         return (out, h) if return_features else out
 

@@ -12,20 +12,9 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .losses import softmax_t
+from .losses import entropy, softmax_t
 
-
-def entropy(probs: Tensor, dim: int = -1) -> Tensor:
-    r"""Shannon entropy in nats, :math:`H(p) = -\sum_i p_i \log p_i`, along ``dim`` (``0 \log 0 = 0``).
-
-    Ranges from 0 (one-hot) to :math:`\log N` (uniform over ``N`` classes).
-    """
-    if probs.numel() == 0:
-        raise ValueError("entropy of an empty tensor is undefined; pass a probability vector")
-    if (probs < 0).any():
-        raise ValueError("probabilities must be >= 0; did you pass logits? apply kdlib.softmax_t first")
-    logs = torch.where(probs > 0, probs.log(), torch.zeros_like(probs))
-    return -(probs * logs).sum(dim=dim)
+__all__: list[str] = ["softmax_bars", "heatmap", "mean_band"]
 
 
 def softmax_bars(

@@ -15,14 +15,53 @@ as the last target.
 from __future__ import annotations
 
 import copy
+import os
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
+__all__: list[str] = ["seed_everything", "cosine_adam", "default_device", "History", "predict", "fit"]
+
 Tensors = Tensor | Sequence[Tensor]
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
+    """Seed ``random``, NumPy and PyTorch (CPU and CUDA) with ``seed``.
+
+    With ``deterministic=True`` also asks PyTorch for deterministic kernels (slower on
+    CUDA; on the CPU, results with the same thread count are already repeatable).
+    Returns a ``torch.Generator`` seeded likewise, for code that takes one.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds CUDA
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    return torch.Generator().manual_seed(seed)
+
+
+def cosine_adam(epochs: int, batch_size: int = 128, lr: float = 3e-3) -> dict:
+    r"""``fit`` keyword arguments for Adam with a cosine learning-rate decay to 0 over ``epochs``.
+
+    The learning rate in epoch :math:`e` (0-based) is
+    :math:`\eta_e = \frac{\eta}{2}\left(1 + \cos\frac{\pi e}{E}\right)`. Use as
+    ``fit(model, x, y, loss, **cosine_adam(40))`` or ``train_students(..., **cosine_adam(40))``.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    return {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "scheduler": lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
+    }
 
 
 def default_device() -> torch.device:

@@ -53,17 +53,13 @@ def test_linear_forecaster_matches_numpy_least_squares():
     np.testing.assert_allclose(pred.transpose(1, 2).reshape(-1, 12).detach().numpy(), ref, rtol=1e-4, atol=1e-3)
 
 
-def test_horizon_and_mean_std_tables():
+def test_horizon_table():
     target = torch.full((2, 12, 3), 50.0)
     pred = target + 2.0
     t = kdlib.horizon_table({"plus2": pred}, target, horizons=(3, 12))
     assert t.loc["plus2", "MAE 15min"] == pytest.approx(2.0)
     assert t.loc["plus2", "RMSE 60min"] == pytest.approx(2.0)
     assert t.loc["plus2", "MAPE 60min"] == pytest.approx(4.0)
-    s = kdlib.mean_std_table({"a": [[1.0, 2.0], [3.0, 6.0]]}, ["x", "y"])
-    assert s.loc["a", "x mean"] == 2.0 and s.loc["a", "y std"] == pytest.approx(np.std([2, 6], ddof=1))
-    with pytest.raises(ValueError, match="must be"):
-        kdlib.mean_std_table({"a": [1.0, 2.0]}, ["x", "y"])
 
 
 def test_perturbed_copies_and_with_transfer():

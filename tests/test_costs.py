@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import kdlib
-from kdlib.pretrain import MNIST_TEACHER_TRAINING, METR_LA_TEACHER_TRAINING, RECIPES, estimate_training_seconds
+from kdlib.teachers import MNIST_TEACHER_TRAINING, METR_LA_TEACHER_TRAINING, RECIPES, estimate_training_seconds
 
 
 def test_training_step_seconds_trains_and_is_positive():

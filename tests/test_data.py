@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import kdlib
-from kdlib.data import chronological_split, sliding_windows, traffic_splits
+from kdlib.preprocessing import chronological_split, sliding_windows, traffic_splits
 
 
 def test_mnist_content(mnist):

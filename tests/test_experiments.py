@@ -39,8 +39,10 @@ def test_same_initial_weights_and_same_result_as_a_manual_run():
         "scratch": Method(F.cross_entropy, y),
         "kd": Method(partial(distillation_loss, T=2.0, alpha=0.5), (y, teacher_logits)),
     }
-    runs = train_students(Tiny, methods, x, xt, yt, seeds=(0, 1), epochs=2, batch_size=32, lr=1e-2, device="cpu")
-    assert list(runs.table.columns) == ["seed", "method", "errors", "accuracy", "seconds"]
+    runs = train_students(Tiny, methods, x, kdlib.classification_score(xt, yt), seeds=(0, 1), epochs=2, batch_size=32,
+                          lr=1e-2, device="cpu")
+    assert list(runs.table.columns) == ["seed", "method", "errors", "accuracy", "best_epoch", "seconds"]
+    assert set(runs.histories) == set(runs.models) and len(runs.histories[("kd", 0)].train_loss) == 2
     assert len(runs.table) == 4 and set(runs.models) == {(m, s) for m in methods for s in (0, 1)}
     # Reproduce seed 1 / scratch by hand: seed, build, train with fit's seed = 1.
     torch.manual_seed(1)
@@ -58,7 +60,7 @@ def test_methods_start_from_the_same_weights():
     x, y = _blobs(64)
     # lr = 0 leaves the initial weights in place: all methods of a seed must be equal.
     methods = {"a": Method(F.cross_entropy, y), "b": Method(F.cross_entropy, y)}
-    runs = train_students(Tiny, methods, x, x, y, seeds=(3,), epochs=1, lr=0.0, device="cpu")
+    runs = train_students(Tiny, methods, x, kdlib.classification_score(x, y), seeds=(3,), epochs=1, lr=0.0, device="cpu")
     for p, q in zip(runs.models[("a", 3)].parameters(), runs.models[("b", 3)].parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
 
@@ -69,7 +71,7 @@ def test_loss_module_is_copied_and_trained():
     hint = HintDistillationLoss(8, 5, beta=1.0)
     before = hint.hint.regressor.weight.detach().clone()
     m = Method(hint, (y, feats), forward_kwargs={"return_features": True})
-    runs = train_students(Tiny, {"hint": m}, x, x, y, seeds=(0,), epochs=1, lr=1e-2, device="cpu")
+    runs = train_students(Tiny, {"hint": m}, x, kdlib.classification_score(x, y), seeds=(0,), epochs=1, lr=1e-2, device="cpu")
     torch.testing.assert_close(hint.hint.regressor.weight, before)  # the template is untouched
     assert runs.table["errors"].iloc[0] >= 0
 
@@ -95,9 +97,9 @@ def test_gap_recovered():
 def test_bad_input_is_explained():
     x, y = _blobs(32)
     with pytest.raises(ValueError, match="methods is empty"):
-        train_students(Tiny, {}, x, x, y)
+        train_students(Tiny, {}, x, kdlib.classification_score(x, y))
     with pytest.raises(ValueError, match="no inputs"):
-        train_students(Tiny, {"a": Method(F.cross_entropy, y)}, None, x, y)
+        train_students(Tiny, {"a": Method(F.cross_entropy, y)}, None, kdlib.classification_score(x, y))
 
 
 def test_cosine_adam_schedule_by_hand():
@@ -179,3 +181,22 @@ def test_parallel_map_keeps_order_and_uses_workers():
 def test_parallel_map_rejects_zero_workers():
     with pytest.raises(ValueError, match="max_workers must be >= 1"):
         kdlib.parallel_map(abs, [1], max_workers=0)
+
+
+def test_params_become_columns_and_workers_give_the_same_table():
+    x, y = _blobs()
+    methods = {"kd": Method(partial(distillation_loss, T=2.0, alpha=0.5), (y, torch.randn(len(y), 3)),
+                            params={"T": 2.0, "alpha": 0.5})}
+    kw = dict(epochs=1, batch_size=64, lr=1e-2, device="cpu")
+    one = train_students(Tiny, methods, x, kdlib.classification_score(x, y), seeds=(0, 1), **kw)
+    two = train_students(Tiny, methods, x, kdlib.classification_score(x, y), seeds=(0, 1), workers=2, **kw)
+    assert {"T", "alpha"} <= set(one.table.columns) and (one.table["alpha"] == 0.5).all()
+    pd.testing.assert_frame_equal(one.table.drop(columns="seconds"), two.table.drop(columns="seconds"))
+
+
+def test_forecast_score_columns_are_masked_mae_per_horizon():
+    y = torch.rand(5, 12, 3) + 1
+    pred = y + 0.5
+    model = nn.Identity()
+    score = kdlib.forecast_score(pred, y)
+    assert score(model) == pytest.approx({"MAE 15min": 0.5, "MAE 30min": 0.5, "MAE 60min": 0.5})

@@ -83,7 +83,7 @@ def test_checkpoint_roundtrip_and_tamper_detection(tmp_path):
     (tmp_path / "tiny.pt").write_bytes(b"corrupt")
     with pytest.raises(ValueError, match="corrupt or stale"):
         kdlib.load_checkpoint(MLP((8,)), "tiny", folder=tmp_path)
-    with pytest.raises(FileNotFoundError, match="python -m kdlib.pretrain"):
+    with pytest.raises(FileNotFoundError, match="python -m kdlib.teachers"):
         kdlib.load_checkpoint(MLP((8,)), "absent", folder=tmp_path)
 
 
@@ -101,7 +101,7 @@ def test_diffusion_mlp_uses_neighbours_and_ensemble_averages():
     out, feats = teacher(x, tod, return_features=True)
     assert out.shape == (2, 12, 6) and feats.shape == (2, 6, 16)
     # the neighbour feature P x equals the row-normalised average computed by hand
-    p_fwd = kdlib.models.transition_matrices(adj)[0]
+    p_fwd = kdlib.graph.transition_matrices(adj)[0]
     torch.testing.assert_close(p_fwd[2], torch.tensor([0.0, 1, 1, 1, 0, 0]) / 3)
     other = kdlib.DiffusionMLP(adj, hidden=8, layers=1, node_dim=4, tod_dim=4, adaptive=True, graph_hidden=True).eval()
     ens = kdlib.Ensemble([teacher, other]).eval()

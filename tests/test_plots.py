@@ -11,7 +11,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from kdlib import softmax_t  # noqa: E402
-from kdlib.plots import entropy, softmax_bars  # noqa: E402
+from kdlib.losses import entropy
+from kdlib.plots import softmax_bars  # noqa: E402
 
 
 def test_entropy_by_hand():

@@ -2,9 +2,9 @@
 
 Run from the repository root (the loaders need the data, e.g. ``KDLIB_DATA=../shared/data``)::
 
-    python -m kdlib.bench                  # pipeline, distillation, models (~3 min on 2 cores)
-    python -m kdlib.bench --notebooks      # ... plus every notebook as nbval runs it (~25 min)
-    python -m kdlib.bench --notebooks --suite   # ... plus the whole test suite
+    python benchmarks/run.py                  # pipeline, distillation, models (~3 min on 2 cores)
+    python benchmarks/run.py --notebooks      # ... plus every notebook as nbval runs it (~25 min)
+    python benchmarks/run.py --notebooks --suite   # ... plus the whole test suite
 
 Every figure is a median over ``--repeats`` runs on this machine, and every ratio is taken
 between numbers measured in the same run. Results go to ``benchmarks/results.json`` and
@@ -74,10 +74,10 @@ def machine() -> dict:
 
 def pipeline(repeats: int, naive_batches: int) -> dict:
     """One epoch of a 784-128-64-10 MLP at batch 64, fed three ways."""
-    from .data import load_mnist
-    from .loaders import naive_mnist_loader, seconds_per_batch
-    from .models import MLP
-    from .train import fit
+    from kdlib.data import load_mnist
+    from kdlib.profiling import naive_mnist_loader, seconds_per_batch
+    from kdlib.models import MLP
+    from kdlib.train import fit
 
     data = load_mnist()
     n, bs = data.x_train.shape[0], 64
@@ -129,15 +129,14 @@ def distillation(repeats: int) -> dict:
     """Epoch cost of distilling the MNIST teacher into a 784-128-64-10 student, three ways."""
     from functools import partial
 
-    from .checkpoints import load_checkpoint
-    from .data import load_mnist
-    from .losses import distillation_loss
-    from .models import MLP
-    from .pretrain import mnist_teacher_model
-    from .train import fit, predict
+        from kdlib.data import load_mnist
+    from kdlib.losses import distillation_loss
+    from kdlib.models import MLP
+    from kdlib.teachers import load_teacher
+    from kdlib.train import fit, predict
 
     data = load_mnist()
-    teacher = load_checkpoint(mnist_teacher_model(), "mnist-teacher")
+    teacher = load_teacher("mnist-teacher")
     t0 = time.perf_counter()
     cached = predict(teacher, data.x_train)
     cache_s = time.perf_counter() - t0
@@ -168,11 +167,11 @@ def distillation(repeats: int) -> dict:
 
 def models(repeats: int) -> dict:
     """Parameters, FLOPs/sample, latency at batch 1 and 64 for the book's teachers and students."""
-    from .checkpoints import load_checkpoint
-    from .data import load_metr_la_week, load_mnist, traffic_splits
-    from .models import MLP, STIDStudent
-    from .pretrain import metr_la_teacher_model, mnist_teacher_model
-    from .profiling import profile
+        from kdlib.data import load_metr_la_week, load_mnist
+    from kdlib.preprocessing import traffic_splits
+    from kdlib.models import MLP, STIDStudent
+    from kdlib.teachers import load_teacher
+    from kdlib.profiling import profile
 
     mnist = load_mnist()
     splits, scaler = traffic_splits(load_metr_la_week())
@@ -185,9 +184,9 @@ def models(repeats: int) -> dict:
         return (test.x[:b], test.tod[:b])
 
     entries = {
-        "MNIST teacher (SmallCNN)": (load_checkpoint(mnist_teacher_model(), "mnist-teacher"), img),
+        "MNIST teacher (SmallCNN)": (load_teacher("mnist-teacher"), img),
         "MNIST student (MLP 30-30)": (MLP((30, 30)), img),
-        "METR-LA teacher": (load_checkpoint(metr_la_teacher_model(), "metr-la-teacher"), traffic),
+        "METR-LA teacher": (load_teacher("metr-la-teacher"), traffic),
         # the two graph-free student sizes of Part III
         "METR-LA tiny student": (STIDStudent(test.x.shape[2], scaler, hidden=16, node_dim=4, tod_dim=4), traffic),
         "METR-LA small student": (STIDStudent(test.x.shape[2], scaler, hidden=32, node_dim=8, tod_dim=8), traffic),
@@ -302,7 +301,7 @@ def markdown(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m kdlib.bench", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python benchmarks/run.py", description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--naive-batches", type=int, default=150, help="batches timed per naive-loader repeat")
     ap.add_argument("--notebooks", action="store_true", help="also time every notebook (slow)")

@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdlib import predict
-from kdlib.cache import cached_predict, tensor_digest
-from kdlib.loaders import in_memory_batches, naive_mnist_loader, seconds_per_batch
+from kdlib.files import tensor_digest
+from kdlib.teachers import cached_predict
+from kdlib.profiling import naive_mnist_loader, seconds_per_batch
 from kdlib.plots import heatmap
 
 
@@ -56,14 +57,6 @@ def test_cached_predict_with_features(tmp_path):
     assert isinstance(b, tuple) and len(b) == 2
     torch.testing.assert_close(a[1], b[1])
     torch.testing.assert_close(b[1], m(x, return_features=True)[1].detach())
-
-
-def test_in_memory_batches_cover_every_sample_once():
-    x = torch.arange(10.0)[:, None]
-    y = torch.arange(10)
-    seen = torch.cat([b for _, b in in_memory_batches(x, y, batch_size=3)])
-    assert sorted(seen.tolist()) == list(range(10))
-    assert all(int(bx[i, 0]) == int(by[i]) for bx, by in in_memory_batches(x, y, 4) for i in range(len(by)))
 
 
 def test_naive_loader_gives_the_same_numbers_as_load_mnist(mnist):

@@ -1,37 +1,52 @@
-"""Regenerate the book's shipped teacher checkpoints from scratch.
+"""The book's teachers: their architectures, verified loading, cached outputs and retraining.
 
-Usage::
+``load_teacher("mnist-teacher")`` returns the shipped, SHA-256-verified teacher in eval
+mode, in one call. :func:`cached_predict` computes a teacher's outputs once and keeps
+them on disk (see below). The same module regenerates the shipped checkpoints::
 
-    python -m kdlib.pretrain mnist-teacher     # SmallCNN on MNIST
-    python -m kdlib.pretrain metr-la-teacher   # graph teacher (ensemble) on the METR-LA week
-    python -m kdlib.pretrain --list
+    python -m kdlib.teachers mnist-teacher     # SmallCNN on MNIST
+    python -m kdlib.teachers metr-la-teacher   # graph teacher (ensemble) on the METR-LA week
+    python -m kdlib.teachers --list
 
 Each recipe seeds everything, trains with :func:`kdlib.fit` on the CPU (or CUDA when
 present), writes ``checkpoints/<name>.pt`` and its SHA-256 into
-``checkpoints/SHA256SUMS``, prints the test score, and records the wall time and machine in ``checkpoints/<name>.json``
-(the book quotes that file for "how long retraining takes"). The notebooks load
-the checkpoints with :func:`kdlib.load_checkpoint`, which verifies that hash.
+``checkpoints/SHA256SUMS``, prints the test score, and records the wall time and machine
+in ``checkpoints/<name>.json``.
+
+Cached outputs: a teacher's forward pass over the 60,000 MNIST training images takes tens
+of seconds on two CPU cores, and every distillation notebook needs those logits.
+:func:`cached_predict` stores them under :func:`kdlib.files.cache_dir` in a file named by
+a SHA-256 over the model, the inputs and the forward keyword arguments: new weights or new
+inputs give a new file, so a stale cache cannot be read.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
+from pathlib import Path
 import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-from .augment import random_shift
-from .checkpoints import CHECKPOINT_DIR, save_checkpoint
-from .data import load_metr_la_week, load_mnist, traffic_splits
+from torch import Tensor, nn
+
+from .data import load_metr_la_week, load_mnist
+from .files import CHECKPOINT_DIR, cache_dir, load_checkpoint, save_checkpoint, tensor_digest
+from .losses import l1_loss
 from .metrics import accuracy, errors, masked_mae
 from .models import DiffusionMLP, Ensemble, SmallCNN
+from .preprocessing import random_shift, traffic_splits
 from .profiling import training_step_seconds
-from .seed import seed_everything
-from .train import fit, predict
+from .train import Tensors, _as_tuple, fit, predict, seed_everything
+
+__all__: list[str] = ["TEACHERS", "load_teacher", "cached_predict", "mnist_teacher_model", "metr_la_teacher_model",
+           "train_mnist_teacher", "train_metr_la_teacher", "estimate_training_seconds",
+           "MNIST_TEACHER_TRAINING", "METR_LA_TEACHER", "METR_LA_TEACHER_TRAINING"]
 
 
 def mnist_teacher_model() -> SmallCNN:
@@ -58,11 +73,6 @@ def train_mnist_teacher(seed: int = 0, epochs: int = MNIST_TEACHER_TRAINING["epo
     print(f"mnist-teacher: test accuracy {accuracy(logits, data.y_test):.4f}, "
           f"{errors(logits, data.y_test)} errors out of 10,000")
     return model
-
-
-def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error, the training loss of the traffic models (all METR-LA-week speeds are valid)."""
-    return (pred - target).abs().mean()
 
 
 METR_LA_TEACHER = dict(hidden=64, layers=2, node_dim=32, tod_dim=32, hops=2, adaptive=True, dropout=0.2)
@@ -108,6 +118,55 @@ def train_metr_la_teacher(seed: int = 0, members: int = METR_LA_TEACHER_TRAINING
     return ensemble
 
 
+TEACHERS: dict[str, Callable[[], nn.Module]] = {
+    "mnist-teacher": mnist_teacher_model,
+    "metr-la-teacher": metr_la_teacher_model,
+}
+"""Name of a shipped checkpoint -> a builder of its (untrained) architecture."""
+
+
+def load_teacher(name: str) -> nn.Module:
+    """The shipped teacher ``name`` with its SHA-256-verified weights, in eval mode on the CPU.
+
+    ``load_teacher("mnist-teacher")`` (SmallCNN, MNIST) or ``load_teacher("metr-la-teacher")``
+    (DiffusionMLP ensemble, METR-LA week).
+    """
+    if name not in TEACHERS:
+        raise ValueError(f"unknown teacher {name!r}; the shipped teachers are {sorted(TEACHERS)}")
+    return load_checkpoint(TEACHERS[name](), name)
+
+
+def cached_predict(
+    model: nn.Module, inputs: Tensors, folder: Path | None = None, **forward_kwargs
+) -> Tensor | tuple[Tensor, ...]:
+    """:func:`kdlib.predict` with a disk cache; same arguments and return value.
+
+    The cache file is ``folder/outputs-<sha256[:20]>.pt``, the hash covering the
+    ``state_dict`` (names and values), the inputs and ``forward_kwargs``. When the folder
+    cannot be written, the outputs are returned without caching.
+    """
+    folder = Path(folder) if folder is not None else cache_dir()
+    state = model.state_dict()
+    h = hashlib.sha256()
+    h.update(repr(sorted(forward_kwargs.items())).encode())
+    h.update(",".join(state).encode())
+    h.update(tensor_digest(*state.values()).encode())
+    h.update(tensor_digest(*_as_tuple(inputs)).encode())
+    path = folder / f"outputs-{h.hexdigest()[:20]}.pt"
+    if path.exists():
+        out = torch.load(path, weights_only=True)
+        return tuple(out) if isinstance(out, list) else out
+    out = predict(model, inputs, **forward_kwargs)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(list(out) if isinstance(out, tuple) else out, tmp)
+        tmp.replace(path)
+    except OSError:
+        pass
+    return out
+
+
 RECIPES: dict[str, Callable[[], torch.nn.Module]] = {
     "mnist-teacher": train_mnist_teacher,
     "metr-la-teacher": train_metr_la_teacher,
@@ -147,7 +206,7 @@ def estimate_training_seconds(name: str, steps: int = 20) -> dict:
     (with the MNIST recipe's pixel jitter) with :func:`kdlib.profiling.training_step_seconds`,
     and multiplies by the recipe's number of steps (members x epochs x batches per epoch).
     Per-epoch validation and data shuffling are not counted, so this slightly
-    underestimates; ``python -m kdlib.pretrain NAME`` records the real time in
+    underestimates; ``python -m kdlib.teachers NAME`` records the real time in
     ``checkpoints/NAME.json``.
 
     Returns a dict: ``step_seconds``, ``steps`` (of the full recipe), ``seconds`` (their product).
@@ -159,7 +218,7 @@ def estimate_training_seconds(name: str, steps: int = 20) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m kdlib.pretrain", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m kdlib.teachers", description=__doc__.splitlines()[0])
     parser.add_argument("name", nargs="?", choices=sorted(RECIPES), help="checkpoint to regenerate")
     parser.add_argument("--list", action="store_true", help="list the recipes")
     args = parser.parse_args(argv)

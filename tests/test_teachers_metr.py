@@ -3,7 +3,7 @@
 import torch
 
 import kdlib
-from kdlib.pretrain import RECIPES, metr_la_teacher_model
+from kdlib.teachers import RECIPES, metr_la_teacher_model
 
 
 def test_shipped_metr_la_teacher_beats_last_value():

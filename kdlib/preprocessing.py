@@ -1,0 +1,248 @@
+r"""Preprocessing: scaling, chronological splits, forecasting windows, augmentation, transfer sets.
+
+Forecasting windows
+-------------------
+:func:`traffic_splits` cuts the speed matrix chronologically into train / val /
+test (70/10/20 % of the time steps) *first* and only then slides windows inside
+each part, so no window (inputs or targets) crosses a split boundary. The
+:class:`StandardScaler` is fitted on the training part alone.
+
+Transfer sets
+-------------
+A student can learn from the teacher on inputs that have no ground truth:
+:func:`perturbed_copies` makes noisy copies of the training windows,
+
+.. math::
+    \tilde x = x + \sigma \varepsilon, \quad \varepsilon \sim \mathcal N(0, I), \qquad
+    \widetilde{\mathrm{tod}} = (\mathrm{tod} + \delta) \bmod 288, \quad \delta \sim \mathcal U\{-s, .., s\},
+
+and :func:`with_transfer` appends them with the teacher's forecast as their only target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .data import STEPS_PER_DAY, MetrLAWeek, load_metr_la_week
+
+__all__: list[str] = ["StandardScaler", "chronological_split", "sliding_windows", "TrafficWindows", "traffic_splits",
+           "random_shift", "perturbed_copies", "with_transfer"]
+
+
+class StandardScaler:
+    """z-score scaling ``(x - mean) / std`` with statistics from the data it is fitted on.
+
+    Fit it on the training split only, then transform every split with it.
+    ``axis=None`` uses one global mean/std; an int or tuple keeps per-slice statistics
+    (e.g. ``axis=0`` on a ``(steps, nodes)`` matrix gives one mean per sensor).
+    """
+
+    def __init__(self, axis: int | tuple[int, ...] | None = None) -> None:
+        self.axis = axis
+        self.mean: Tensor | None = None
+        self.std: Tensor | None = None
+
+    def fit(self, x: Tensor) -> "StandardScaler":
+        if self.axis is None:
+            self.mean, self.std = x.mean(), x.std()
+        else:
+            self.mean = x.mean(dim=self.axis, keepdim=True)
+            self.std = x.std(dim=self.axis, keepdim=True)
+        self.std = torch.where(self.std > 0, self.std, torch.ones_like(self.std))
+        return self
+
+    def _check(self) -> tuple[Tensor, Tensor]:
+        if self.mean is None or self.std is None:
+            raise RuntimeError("StandardScaler is not fitted: call .fit(train_data) first.")
+        return self.mean, self.std
+
+    def transform(self, x: Tensor) -> Tensor:
+        mean, std = self._check()
+        return (x - mean.to(x)) / std.to(x)
+
+    def inverse_transform(self, x: Tensor) -> Tensor:
+        mean, std = self._check()
+        return x * std.to(x) + mean.to(x)
+
+    def fit_transform(self, x: Tensor) -> Tensor:
+        return self.fit(x).transform(x)
+
+    def __repr__(self) -> str:
+        if self.mean is None:
+            return "StandardScaler(unfitted)"
+        if self.mean.numel() == 1:
+            return f"StandardScaler(mean={self.mean.item():.4f}, std={self.std.item():.4f})"
+        return f"StandardScaler(axis={self.axis}, shape={tuple(self.mean.shape)})"
+
+
+def chronological_split(
+    num_steps: int, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
+) -> dict[str, range]:
+    """Split ``range(num_steps)`` into consecutive train / val / test ranges.
+
+    ``train`` gets ``int(f_train * num_steps)`` steps, ``val`` ``int(f_val * num_steps)``
+    and ``test`` the rest, in time order.
+    """
+    if len(fractions) != 3 or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(f"fractions must be three positive numbers summing to 1, got {fractions}")
+    n_train = int(fractions[0] * num_steps)
+    n_val = int(fractions[1] * num_steps)
+    return {
+        "train": range(0, n_train),
+        "val": range(n_train, n_train + n_val),
+        "test": range(n_train + n_val, num_steps),
+    }
+
+
+def sliding_windows(series: Tensor, in_steps: int = 12, out_steps: int = 12) -> tuple[Tensor, Tensor]:
+    """All windows of ``in_steps`` inputs followed by ``out_steps`` targets.
+
+    Args:
+        series: ``(steps, ...)`` tensor, time first.
+    Returns:
+        ``x`` of shape ``(W, in_steps, ...)`` and ``y`` of shape ``(W, out_steps, ...)`` with
+        ``W = steps - in_steps - out_steps + 1``; window ``w`` reads steps
+        ``w .. w+in_steps-1`` and predicts ``w+in_steps .. w+in_steps+out_steps-1``.
+    """
+    if in_steps < 1 or out_steps < 1:
+        raise ValueError(f"in_steps and out_steps must be >= 1, got {in_steps}, {out_steps}")
+    span = in_steps + out_steps
+    if series.shape[0] < span:
+        raise ValueError(f"a series of {series.shape[0]} steps is too short for windows of {span} steps")
+    w = series.unfold(0, span, 1)  # (W, ..., span)
+    w = w.movedim(-1, 1)  # (W, span, ...)
+    return w[:, :in_steps].contiguous(), w[:, in_steps:].contiguous()
+
+
+@dataclass
+class TrafficWindows:
+    """Forecasting windows of one split.
+
+    Attributes:
+        x: ``(W, in_steps, N)`` scaled input speeds (z-scores of the training split).
+        tod: ``(W,)`` int64 step of day (0..287) of the *last input* step.
+        y: ``(W, out_steps, N)`` target speeds in mph (unscaled).
+        start: ``(W,)`` int64 index in the full series of each window's first input step.
+        steps: the split's time steps in the full series (e.g. ``range(0, 1411)`` for train).
+    """
+
+    x: Tensor
+    tod: Tensor
+    y: Tensor
+    start: Tensor
+    steps: range
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def inputs(self) -> tuple[Tensor, Tensor]:
+        """``(x, tod)``: the arguments of the book's traffic models."""
+        return self.x, self.tod
+
+
+def traffic_splits(
+    data: MetrLAWeek | None = None,
+    in_steps: int = 12,
+    out_steps: int = 12,
+    fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
+) -> tuple[dict[str, TrafficWindows], StandardScaler]:
+    """Chronological train/val/test windows of the METR-LA week and the fitted scaler.
+
+    The series is split in time first (:func:`chronological_split`), then windows are
+    slid inside each part, so no window spans two splits. The scaler is fitted on the
+    training part's speeds alone and applied to every split's inputs; targets stay in mph.
+    With the defaults: 1411 / 201 / 404 steps give 1388 / 178 / 381 windows.
+    """
+    data = data if data is not None else load_metr_la_week()
+    parts = chronological_split(data.speed.shape[0], fractions)
+    scaler = StandardScaler().fit(data.speed[parts["train"].start : parts["train"].stop])
+    sod = data.step_of_day
+    out: dict[str, TrafficWindows] = {}
+    for name, r in parts.items():
+        seg = data.speed[r.start : r.stop]
+        x, y = sliding_windows(scaler.transform(seg), in_steps, out_steps)
+        _, y = sliding_windows(seg, in_steps, out_steps)
+        start = torch.arange(x.shape[0]) + r.start
+        out[name] = TrafficWindows(x=x, tod=sod[start + in_steps - 1], y=y, start=start, steps=r)
+    return out, scaler
+
+
+# ---------------------------------------------------------------------------
+# Augmentation and transfer sets
+# ---------------------------------------------------------------------------
+
+
+def random_shift(images: Tensor, max_shift: int = 2, generator: torch.Generator | None = None) -> Tensor:
+    """Translate each image by its own random integer offset in ``[-max_shift, max_shift]`` pixels.
+
+    ``images``: ``(B, C, H, W)``. Pixels shifted in from outside are the image's minimum
+    value (the background of a normalised MNIST digit). Hinton et al. (2015) trained their
+    MNIST teacher with such jitter.
+    """
+    if images.dim() != 4:
+        raise ValueError(f"images must be (batch, channels, height, width), got {tuple(images.shape)}")
+    if max_shift < 0:
+        raise ValueError(f"max_shift must be >= 0, got {max_shift}")
+    if max_shift == 0:
+        return images
+    b, c, h, w = images.shape
+    s = max_shift
+    padded = F.pad(images, (s, s, s, s), value=float(images.min()))
+    dy = torch.randint(-s, s + 1, (b,), generator=generator).to(images.device)
+    dx = torch.randint(-s, s + 1, (b,), generator=generator).to(images.device)
+    rows = (torch.arange(h, device=images.device) + s)[None, :] - dy[:, None]  # (B, H)
+    cols = (torch.arange(w, device=images.device) + s)[None, :] - dx[:, None]  # (B, W)
+    bi = torch.arange(b, device=images.device)[:, None, None, None]
+    ci = torch.arange(c, device=images.device)[None, :, None, None]
+    return padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def perturbed_copies(
+    x: Tensor,
+    tod: Tensor,
+    copies: int = 2,
+    noise_std: float = 0.3,
+    tod_shift: int = 0,
+    seed: int = 0,
+    steps_per_day: int = STEPS_PER_DAY,
+) -> tuple[Tensor, Tensor]:
+    """``copies`` perturbed versions of the windows ``(x, tod)``, stacked: ``(copies * W, T, N)``, ``(copies * W,)``.
+
+    ``noise_std`` is in scaled (z-score) units; ``tod_shift`` is the largest shift in steps.
+    Deterministic for a given ``seed``.
+    """
+    if copies < 1:
+        raise ValueError(f"copies must be >= 1, got {copies}")
+    if noise_std < 0 or tod_shift < 0:
+        raise ValueError(f"noise_std and tod_shift must be >= 0, got {noise_std} and {tod_shift}")
+    if tod.shape != x.shape[:1]:
+        raise ValueError(f"tod must have shape ({x.shape[0]},), got {tuple(tod.shape)}")
+    g = torch.Generator().manual_seed(seed)
+    xs, ts = [], []
+    for _ in range(copies):
+        xs.append(x + noise_std * torch.randn(x.shape, generator=g, dtype=x.dtype))
+        shift = torch.randint(-tod_shift, tod_shift + 1, tod.shape, generator=g)
+        ts.append((tod + shift) % steps_per_day)
+    return torch.cat(xs), torch.cat(ts)
+
+
+def with_transfer(
+    inputs: tuple[Tensor, Tensor], y: Tensor, teacher_y: Tensor,
+    transfer_inputs: tuple[Tensor, Tensor], transfer_teacher_y: Tensor,
+) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]:
+    """Labelled windows plus teacher-only transfer windows, ready for :func:`kdlib.fit`.
+
+    Returns ``((x, tod), (y, teacher_y, mask))``: on transfer windows the label slot holds the
+    teacher's forecast and ``mask`` is 0, so a masked label term ignores them.
+    """
+    if transfer_teacher_y.shape[1:] != y.shape[1:] or teacher_y.shape != y.shape:
+        raise ValueError("y, teacher_y and transfer_teacher_y must share the (out_steps, N) shape")
+    x = torch.cat([inputs[0], transfer_inputs[0]])
+    tod = torch.cat([inputs[1], transfer_inputs[1]])
+    mask = torch.cat([torch.ones_like(y), torch.zeros_like(transfer_teacher_y)])
+    return (x, tod), (torch.cat([y, transfer_teacher_y]), torch.cat([teacher_y, transfer_teacher_y]), mask)
