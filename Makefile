@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup book test unit browser-check clean
+.PHONY: setup book student-book test unit browser-check clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,10 @@ $(STAMP): requirements.txt pyproject.toml
 book: setup
 	$(BIN)/jupyter-book build .
 	@echo "HTML: $(CURDIR)/_build/html/index.html"
+
+student-book: setup
+	$(BIN)/python tools/student_edition.py book
+	$(BIN)/python tools/student_edition.py notebooks
 
 test: setup
 	env -u MPLBACKEND $(BIN)/python -m pytest

@@ -16,15 +16,17 @@ One concern per module, read in this order:
 ``teachers``        ``load_teacher(name)``, cached teacher outputs, retraining CLI
 ``profiling``       parameters, FLOPs, latency, training-step time, break-even
 ``plots``           the book's recurring figures (imported as ``kdlib.plots``)
+``exercises``       ``check_answer`` for the book's self-checking exercises
 ==================  ==============================================================
 
 Everything a notebook needs is importable from ``kdlib`` itself (``kdlib.plots``
 excepted, so that ``import kdlib`` does not import matplotlib).
 """
 
-from . import baselines, data, experiments, files, graph, losses, metrics, models, preprocessing, profiling, teachers, train
+from . import baselines, data, exercises, experiments, files, graph, losses, metrics, models, preprocessing, profiling, teachers, train
 from .baselines import *  # noqa: F403
 from .data import *  # noqa: F403
+from .exercises import *  # noqa: F403
 from .experiments import *  # noqa: F403
 from .files import *  # noqa: F403
 from .losses import *  # noqa: F403

@@ -33,3 +33,17 @@ def test_strict_build_has_no_warnings(tmp_path):
     log = res.stdout + res.stderr
     assert res.returncode == 0, "strict build failed:\n" + log[-5000:]
     assert (tmp_path / "out" / "_build" / "html" / "index.html").exists()
+
+
+def test_student_edition_hides_every_solution(tmp_path):
+    sys.path.insert(0, str(ROOT / "tools"))
+    import student_edition
+
+    html = student_edition.build_book(tmp_path / "student", extra=("-q",))
+    pages = list(html.rglob("*.html"))
+    # sphinx-exercise writes solutions as <div class="solution ..."> (admonition); none may remain
+    assert not [p for p in pages if 'class="solution' in p.read_text()], "a solution is still in the HTML"
+    exercised = [p for p in pages if 'class="exercise' in p.read_text()]
+    assert exercised, "no exercise rendered at all: the student edition is empty"
+    notebooks = student_edition.strip_notebooks(tmp_path / "nb")
+    assert notebooks and not any("{solution}" in p.read_text() for p in notebooks)
