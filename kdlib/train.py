@@ -15,9 +15,11 @@ as the last target.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -37,6 +39,9 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
     CUDA; on the CPU, results with the same thread count are already repeatable).
     Returns a ``torch.Generator`` seeded likewise, for code that takes one.
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+    seed = int(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds CUDA
@@ -91,6 +96,18 @@ def _to(ts: tuple[Tensor, ...], device: torch.device) -> tuple[Tensor, ...]:
     return tuple(t.to(device) for t in ts)
 
 
+def _num_samples(xs: tuple[Tensor, ...], ys: tuple[Tensor, ...], what: str) -> int:
+    if not xs:
+        raise ValueError(f"the {what} inputs are empty: pass a tensor or a non-empty tuple of tensors, not ()")
+    n = xs[0].shape[0]
+    for t in (*xs, *ys):
+        if t.shape[0] != n:
+            raise ValueError(f"all {what} inputs and targets need the same first (sample) dimension: {n} vs {t.shape[0]}")
+    if n == 0:
+        raise ValueError(f"the {what} data has 0 samples: check how it was split or filtered")
+    return n
+
+
 @torch.no_grad()
 def predict(
     model: nn.Module,
@@ -102,18 +119,27 @@ def predict(
     """Model outputs for all samples, in eval mode, without gradients, on the CPU.
 
     With ``return_features=True`` in ``forward_kwargs`` returns ``(outputs, features)``.
-    Use it to cache a teacher's outputs once before distilling.
+    Use it to cache a teacher's outputs once before distilling. On zero samples the model
+    runs on one empty batch, so the outputs are empty tensors of the right shape.
     """
+    xs = _as_tuple(inputs)
+    if not xs:
+        raise ValueError("predict needs inputs: a tensor or a non-empty tuple of tensors, not ()")
+    n = xs[0].shape[0]
     if device is None:  # the model's device; a model without parameters (a rule) runs on the CPU
         first = next(model.parameters(), None)
         device = first.device if first is not None else torch.device("cpu")
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    xs = _as_tuple(inputs)
     chunks: list = []
-    for i in range(0, xs[0].shape[0], batch_size):
-        out = model(*_to(tuple(x[i : i + batch_size] for x in xs), device), **forward_kwargs)
+    for i in range(0, max(n, 1), batch_size):  # zero samples: one empty batch
+        try:
+            out = model(*_to(tuple(x[i : i + batch_size] for x in xs), device), **forward_kwargs)
+        except Exception as e:
+            if n:
+                raise
+            raise ValueError("predict got 0 samples and the model cannot run on an empty batch") from e
         chunks.append(tuple(o.cpu() for o in _as_tuple(out)))
     model.train(was_training)
     outs = tuple(torch.cat(parts) for parts in zip(*chunks))
@@ -129,58 +155,72 @@ def fit(
     epochs: int = 10,
     batch_size: int = 64,
     lr: float = 1e-3,
-    weight_decay: float = 0.0,
     optimizer: Callable[..., torch.optim.Optimizer] | None = None,
     scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
     val_data: tuple[Tensors, Tensors] | None = None,
     val_metric: Callable[..., float] | None = None,
-    higher_is_better: bool = False,
+    higher_is_better: bool | None = None,
     restore_best: bool = True,
     forward_kwargs: dict | None = None,
     extra_modules: Sequence[nn.Module] = (),
     teacher: nn.Module | None = None,
     augment: Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]] | None = None,
-    grad_clip: float | None = None,
     seed: int | None = 0,
     device: torch.device | str | None = None,
-    progress: bool = True,
+    progress: bool = False,
 ) -> History:
     """Train ``model`` with mini-batch gradient descent on in-memory tensors.
 
     Args:
         model: trained in place (left in eval mode on return).
-        inputs: tensor or tuple of tensors; ``model(*batch_inputs, **forward_kwargs)``.
-        targets: tensor or tuple; ``loss_fn(output, *batch_targets)`` must return a scalar.
-        epochs, batch_size, lr, weight_decay: the usual; the last batch may be smaller.
-        optimizer: factory ``optimizer(params)``; default ``Adam(lr, weight_decay)``.
+        inputs: tensor or non-empty tuple of tensors; ``model(*batch_inputs, **forward_kwargs)``.
+        targets: tensor or tuple (the same number of samples as ``inputs``).
+        loss_fn: ``loss_fn(output, *batch_targets)`` returns the scalar batch loss.
+        epochs, batch_size, lr: the usual; the last batch may be smaller.
+        optimizer: factory ``optimizer(params)``; default ``Adam(params, lr=lr)``. For weight
+            decay pass e.g. ``lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=1e-2)``.
         scheduler: factory ``scheduler(optimizer)`` of a learning-rate schedule, stepped
             once per epoch (e.g. ``lambda o: CosineAnnealingLR(o, T_max=epochs)``).
-        val_data: ``(val_inputs, val_targets)``; scored after each epoch by
-            ``val_metric(predict(model, val_inputs), *val_targets)``.
-        higher_is_better: direction of ``val_metric`` (accuracy: True; MAE: False).
-        restore_best: with validation, load the best epoch's weights at the end.
+        val_data: ``(val_inputs, val_targets)``, scored after each epoch.
+        val_metric: ``val_metric(predict(model, val_inputs), *val_targets)``, e.g.
+            :func:`kdlib.accuracy` or :func:`kdlib.masked_mae`. A NaN score (with a warning)
+            is never the best epoch.
+        higher_is_better: direction of ``val_metric``; by default its ``higher_is_better``
+            attribute (every kdlib metric has one). Required for a metric without one;
+            a value contradicting the attribute is an error.
+        restore_best: with validation, load the best epoch's weights at the end (if any score is not NaN).
         forward_kwargs: e.g. ``{"return_features": True}`` for feature distillation
             (then ``output`` is ``(logits, features)``).
         extra_modules: modules trained along (e.g. a :class:`~kdlib.losses.HintLoss`).
         teacher, augment: per-batch teacher for augmented inputs: the batch inputs go
             through ``augment`` and the teacher's output on them (no grad, eval mode) is
             appended to the batch targets. Without ``augment`` cache the teacher instead.
-        grad_clip: clip the global gradient norm to this value.
         seed: seeds the shuffling order (initialise the model's weights yourself).
         device: default CUDA if available, else CPU.
         progress: show a ``tqdm.auto`` bar over epochs.
     Returns:
         The :class:`History` of losses, validation scores and epoch times.
+    Raises:
+        ValueError: bad input, before any training.
+        FloatingPointError: a batch's loss is NaN or inf (re-initialise the model after fixing the cause).
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
     xs, ys = _as_tuple(inputs), _as_tuple(targets)
-    n = xs[0].shape[0]
-    for t in (*xs, *ys):
-        if t.shape[0] != n:
-            raise ValueError(f"all inputs and targets need the same first (sample) dimension: {n} vs {t.shape[0]}")
-    if val_data is not None and val_metric is None:
-        raise ValueError("val_data needs val_metric, e.g. kdlib.metrics.accuracy or kdlib.metrics.masked_mae")
+    n = _num_samples(xs, ys, "training")
+    if val_data is not None:
+        if val_metric is None:
+            raise ValueError("val_data needs val_metric, e.g. kdlib.metrics.accuracy or kdlib.metrics.masked_mae")
+        if isinstance(val_data, Tensor) or len(val_data) != 2:
+            raise ValueError("val_data must be a pair (val_inputs, val_targets)")
+        vx, vy = _as_tuple(val_data[0]), _as_tuple(val_data[1])
+        _num_samples(vx, vy, "validation")
+        declared = getattr(val_metric, "higher_is_better", None)
+        if declared is not None and higher_is_better not in (None, declared):
+            raise ValueError(f"higher_is_better={higher_is_better} contradicts val_metric.higher_is_better={declared}")
+        higher_is_better = declared if higher_is_better is None else higher_is_better
+        if higher_is_better is None:
+            raise ValueError("val_metric has no higher_is_better attribute: pass higher_is_better=True or False")
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
     for m in extra_modules:
@@ -189,7 +229,7 @@ def fit(
         teacher.to(device).eval()
     xs, ys = _to(xs, device), _to(ys, device)
     params = [p for m in (model, *extra_modules) for p in m.parameters() if p.requires_grad]
-    opt = optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    opt = optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr)
     sched = scheduler(opt) if scheduler is not None else None
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
     fkw = forward_kwargs or {}
@@ -220,20 +260,22 @@ def fit(
             loss = loss_fn(model(*bx, **fkw), *by)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, grad_clip)
             opt.step()
-            total += loss.item() * bx[0].shape[0]
+            value = loss.item()  # the one sync per batch, needed for the running total anyway
+            if not math.isfinite(value):
+                raise FloatingPointError(f"training loss {value} in epoch {epoch}, batch {i // batch_size}: look for NaN/inf"
+                                         " in the inputs or targets, log(0) or /0 in loss_fn, or a too high learning rate")
+            total += value * bx[0].shape[0]
             count += bx[0].shape[0]
         history.train_loss.append(total / count)
         if sched is not None:
             sched.step()
         if val_data is not None:
-            vx, vy = _as_tuple(val_data[0]), _as_tuple(val_data[1])
-            pred = predict(model, vx, device=device)
-            score = float(val_metric(pred, *vy))
+            score = float(val_metric(predict(model, vx, device=device), *vy))
             history.val_score.append(score)
-            if best is None or (score > best if higher_is_better else score < best):
+            if math.isnan(score):
+                warnings.warn(f"epoch {epoch}: the validation score is NaN, so never the best", stacklevel=2)
+            elif best is None or (score > best if higher_is_better else score < best):
                 best, history.best_epoch = score, epoch
                 if restore_best:
                     best_state = copy.deepcopy(model.state_dict())
@@ -243,6 +285,8 @@ def fit(
             if history.val_score:
                 post["val"] = f"{history.val_score[-1]:.4f}"
             epoch_iter.set_postfix(post)
+    if val_data is not None and history.best_epoch is None:
+        warnings.warn("every validation score is NaN: no best epoch; the last epoch's weights are kept", stacklevel=2)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
