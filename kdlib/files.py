@@ -1,8 +1,8 @@
 """Where files live: the data, cache and checkpoint folders, and verified downloads.
 
 * data: ``$KDLIB_DATA``, else ``<repository>/data`` in a checkout, else ``~/.cache/kdlib``;
-* cache (teacher outputs): ``$KDLIB_CACHE``, else ``<repository>/.cache`` in a checkout,
-  else ``~/.cache/kdlib``;
+* cache (teacher outputs): ``$KDLIB_CACHE``, else ``~/.cache/kdlib/outputs``, outside the
+  checkout even when kdlib runs from one (delete the folder to drop the cache);
 * checkpoints: ``<repository>/checkpoints`` with their ``SHA256SUMS``.
 
 Every file that kdlib reads is checked against a SHA-256 first: :func:`fetch` for
@@ -11,6 +11,7 @@ datasets (downloading an absent file when online), :func:`load_checkpoint` for w
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import urllib.request
@@ -60,8 +61,10 @@ def missing_file_error(path: Path, url: str, reason: str) -> FileNotFoundError:
     )
 
 
-def fetch(path: Path, url: str, sha256: str) -> Path:
+def fetch(path: str | os.PathLike, url: str, sha256: str) -> Path:
     """Return ``path`` after checking its SHA-256, downloading it first if absent.
+
+    A ``url`` ending in ``.gz`` is decompressed into ``path``; ``sha256`` is that of ``path``.
 
     Raises:
         FileNotFoundError: the file is absent and the download failed (offline).
@@ -73,21 +76,25 @@ def fetch(path: Path, url: str, sha256: str) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(path.suffix + ".part")
             urllib.request.urlretrieve(url, tmp)  # noqa: S310 - fixed https URLs
+            if url.endswith(".gz"):
+                tmp.write_bytes(gzip.decompress(tmp.read_bytes()))
             tmp.replace(path)
         except Exception as exc:  # offline, read-only folder, HTTP error, ...
             raise missing_file_error(path, url, f"{type(exc).__name__}: {exc}") from exc
     digest = sha256sum(path)
     if digest != sha256:
         raise ValueError(
-            f"{path} has sha256 {digest}, expected {sha256}. The file is corrupt or "
-            f"not the expected version: delete it and let kdlib download it from {url}."
+            f"{path} has sha256 {digest}, expected {sha256}: the file is corrupt or not the "
+            f"expected version. Delete it and let kdlib download it again from {url}, or set "
+            f"{DATA_ENV} to a folder that holds verified copies."
         )
     return path
 
 
 def cache_dir() -> Path:
-    """``$KDLIB_CACHE`` if set, else ``<repository>/.cache`` in a checkout, else ``~/.cache/kdlib``."""
-    return user_dir(CACHE_ENV, ".cache")
+    """``$KDLIB_CACHE`` if set, else ``~/.cache/kdlib/outputs`` (never inside the checkout)."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser().resolve() if env else Path.home() / ".cache" / "kdlib" / "outputs"
 
 
 def tensor_digest(*tensors: Tensor) -> str:
@@ -96,7 +103,7 @@ def tensor_digest(*tensors: Tensor) -> str:
     for t in tensors:
         t = t.detach().cpu().contiguous()
         h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")  # 0-d too
     return h.hexdigest()
 
 
@@ -112,8 +119,9 @@ def _read_sums(folder: Path) -> dict[str, str]:
     return {name: digest for digest, name in pairs}
 
 
-def save_checkpoint(model: nn.Module, name: str, folder: Path = CHECKPOINT_DIR) -> str:
-    """Save ``model.state_dict()`` to ``folder/name.pt``, record its hash; return the hash."""
+def save_checkpoint(model: nn.Module, name: str, folder: str | os.PathLike = CHECKPOINT_DIR) -> str:
+    """Save ``model.state_dict()`` to ``folder/name.pt``, record its hash in ``folder/SHA256SUMS``; return the hash."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.pt"
     torch.save(model.state_dict(), path)
@@ -124,17 +132,26 @@ def save_checkpoint(model: nn.Module, name: str, folder: Path = CHECKPOINT_DIR) 
     return digest
 
 
-def load_checkpoint(model: nn.Module, name: str, folder: Path = CHECKPOINT_DIR) -> nn.Module:
-    """Load ``folder/name.pt`` into ``model`` after checking its SHA-256 against ``SHA256SUMS``."""
-    path = folder / f"{name}.pt"
+def load_checkpoint(model: nn.Module, name: str, folder: str | os.PathLike = CHECKPOINT_DIR,
+                    how_to_regenerate: str | None = None) -> nn.Module:
+    """Load ``folder/name.pt`` into ``model`` (eval mode) after checking its SHA-256 against ``SHA256SUMS``.
+
+    ``how_to_regenerate``: a command that rebuilds the file (``kdlib.load_teacher`` passes
+    ``python -m kdlib.teachers NAME``); the errors quote it, else :func:`save_checkpoint`.
+    """
+    folder = Path(folder)
+    path, sums = folder / f"{name}.pt", folder / SUMS
+    fix = (f"regenerate it with: {how_to_regenerate}" if how_to_regenerate else
+           f"save it with kdlib.save_checkpoint(model, {name!r}, {str(folder)!r}), which records its hash in {SUMS}")
     if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} not found; regenerate it with: python -m kdlib.teachers {name}")
+        raise FileNotFoundError(f"checkpoint {path} not found; {fix}")
     expected = _read_sums(folder).get(path.name)
+    if expected is None:
+        raise ValueError(f"cannot verify checkpoint {path}: " + (f"{sums} does not list {path.name}" if sums.exists()
+                         else f"there is no {sums}") + f"; {fix}")
     actual = sha256sum(path)
     if expected != actual:
-        raise ValueError(
-            f"checkpoint {path} has sha256 {actual} but {folder / SUMS} lists {expected}: the file is "
-            f"corrupt or stale; regenerate it with: python -m kdlib.teachers {name}"
-        )
+        raise ValueError(f"checkpoint {path} has sha256 {actual} but {sums} lists {expected}: "
+                         f"the file is corrupt or stale; {fix}")
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval()

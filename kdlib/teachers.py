@@ -13,11 +13,9 @@ present), writes ``checkpoints/<name>.pt`` and its SHA-256 into
 ``checkpoints/SHA256SUMS``, prints the test score, and records the wall time and machine
 in ``checkpoints/<name>.json``.
 
-Cached outputs: a teacher's forward pass over the 60,000 MNIST training images takes tens
-of seconds on two CPU cores, and every distillation notebook needs those logits.
-:func:`cached_predict` stores them under :func:`kdlib.files.cache_dir` in a file named by
-a SHA-256 over the model, the inputs and the forward keyword arguments: new weights or new
-inputs give a new file, so a stale cache cannot be read.
+Cached outputs: every distillation notebook needs a teacher's outputs over the 60,000 MNIST
+training images (tens of seconds on two CPU cores); :func:`cached_predict` keeps them on disk
+under :func:`kdlib.files.cache_dir`, keyed by the model, the inputs and the forward arguments.
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
 from pathlib import Path
 import time
@@ -125,30 +124,51 @@ TEACHERS: dict[str, Callable[[], nn.Module]] = {
 """Name of a shipped checkpoint -> a builder of its (untrained) architecture."""
 
 
-def load_teacher(name: str) -> nn.Module:
+def load_teacher(name: str, folder: str | os.PathLike = CHECKPOINT_DIR) -> nn.Module:
     """The shipped teacher ``name`` with its SHA-256-verified weights, in eval mode on the CPU.
 
     ``load_teacher("mnist-teacher")`` (SmallCNN, MNIST) or ``load_teacher("metr-la-teacher")``
-    (DiffusionMLP ensemble, METR-LA week).
+    (DiffusionMLP ensemble, METR-LA week). A missing or corrupt checkpoint raises an error
+    that says how to regenerate it: ``python -m kdlib.teachers NAME``.
     """
     if name not in TEACHERS:
         raise ValueError(f"unknown teacher {name!r}; the shipped teachers are {sorted(TEACHERS)}")
-    return load_checkpoint(TEACHERS[name](), name)
+    regenerate = f"python -m kdlib.teachers {name}" if name in RECIPES else None
+    return load_checkpoint(TEACHERS[name](), name, folder, how_to_regenerate=regenerate)
+
+
+def _plain(v: object) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str)) or (
+        isinstance(v, (tuple, list)) and all(_plain(x) for x in v))
+
+
+def _model_key(model: nn.Module) -> str:
+    """Class, ``repr`` and, per submodule, the plain public attributes and tensors outside ``state_dict``."""
+    parts = [f"{type(model).__module__}.{type(model).__qualname__}", repr(model)]
+    for name, m in model.named_modules():
+        attrs = {k: tensor_digest(v) if isinstance(v, Tensor) else v for k, v in vars(m).items()
+                 if not k.startswith("_") and k != "training" and (_plain(v) or isinstance(v, Tensor))}
+        parts.append(f"{name}:{type(m).__qualname__}:{sorted(attrs.items())!r}")
+    return "\n".join(parts)
 
 
 def cached_predict(
-    model: nn.Module, inputs: Tensors, folder: Path | None = None, **forward_kwargs
+    model: nn.Module, inputs: Tensors, folder: str | os.PathLike | None = None, key: str = "", **forward_kwargs
 ) -> Tensor | tuple[Tensor, ...]:
     """:func:`kdlib.predict` with a disk cache; same arguments and return value.
 
-    The cache file is ``folder/outputs-<sha256[:20]>.pt``, the hash covering the
-    ``state_dict`` (names and values), the inputs and ``forward_kwargs``. When the folder
-    cannot be written, the outputs are returned without caching.
+    The cache file is ``folder/outputs-<sha256[:20]>.pt`` (``folder`` defaults to
+    :func:`kdlib.files.cache_dir`), the hash covering the model's class and ``repr``, the
+    ``state_dict`` (names and values), every submodule's public attributes that are numbers,
+    strings, tuples/lists of those or tensors, the inputs, ``forward_kwargs`` and ``key``.
+    The hash cannot see other state, e.g. a closure or an object the forward pass reads:
+    pass a ``key`` string that identifies it, or call :func:`kdlib.predict` (no cache).
+    When the folder cannot be written, the outputs are returned without caching.
     """
     folder = Path(folder) if folder is not None else cache_dir()
     state = model.state_dict()
     h = hashlib.sha256()
-    h.update(repr(sorted(forward_kwargs.items())).encode())
+    h.update(f"{sorted(forward_kwargs.items())!r}\n{_model_key(model)}\n{key}\n".encode())
     h.update(",".join(state).encode())
     h.update(tensor_digest(*state.values()).encode())
     h.update(tensor_digest(*_as_tuple(inputs)).encode())
@@ -159,7 +179,7 @@ def cached_predict(
     out = predict(model, inputs, **forward_kwargs)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # processes sharing the folder never mix writes
         torch.save(list(out) if isinstance(out, tuple) else out, tmp)
         tmp.replace(path)
     except OSError:
@@ -218,6 +238,7 @@ def estimate_training_seconds(name: str, steps: int = 20) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``python -m kdlib.teachers NAME`` retrains ``NAME`` and rewrites its checkpoint; ``--list`` lists the names."""
     parser = argparse.ArgumentParser(prog="python -m kdlib.teachers", description=__doc__.splitlines()[0])
     parser.add_argument("name", nargs="?", choices=sorted(RECIPES), help="checkpoint to regenerate")
     parser.add_argument("--list", action="store_true", help="list the recipes")
@@ -229,15 +250,9 @@ def main(argv: list[str] | None = None) -> None:
     model = RECIPES[args.name]()
     seconds = time.perf_counter() - t0
     digest = save_checkpoint(model.cpu(), args.name)
-    info = {
-        "name": args.name,
-        "sha256": digest,
-        "train_seconds": round(seconds, 1),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "cpu_threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "torch": torch.__version__,
-    }
+    info = dict(name=args.name, sha256=digest, train_seconds=round(seconds, 1),
+                device="cuda" if torch.cuda.is_available() else "cpu", cpu_threads=torch.get_num_threads(),
+                machine=f"{platform.machine()} {platform.processor() or ''}".strip(), torch=torch.__version__)
     (CHECKPOINT_DIR / f"{args.name}.json").write_text(json.dumps(info, indent=2) + "\n")
     print(f"saved checkpoints/{args.name}.pt (sha256 {digest[:16]}...) in {seconds:.0f} s "
           f"with {torch.get_num_threads()} CPU threads; timing in checkpoints/{args.name}.json")

@@ -115,3 +115,61 @@ def test_corrupt_file_is_rejected(tmp_path, monkeypatch):
     f.write_text("not the file")
     with pytest.raises(ValueError, match="sha256"):
         kdlib.data.metr_la_file("graph_sensor_ids.txt")
+
+
+def _mnist_copy(root):
+    """A writable copy of the four raw MNIST files under ``root/MNIST/raw`` (the originals are read-only)."""
+    src = kdlib.files.data_dir() / "MNIST" / "raw"
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in kdlib.data.MNIST_FILES:
+        (raw / name).write_bytes((src / name).read_bytes())
+    return raw
+
+
+def test_mnist_files_are_checked_against_their_sha256(tmp_path, monkeypatch):
+    raw = _mnist_copy(tmp_path)
+    monkeypatch.setenv("KDLIB_DATA", str(tmp_path))
+    f = raw / "train-images-idx3-ubyte"
+    data = bytearray(f.read_bytes())
+    data[16 : 16 + 100 * 784] = bytes(255 - b for b in data[16 : 16 + 100 * 784])  # 100 inverted images
+    f.write_bytes(bytes(data))
+    with pytest.raises(ValueError) as err:
+        kdlib.load_mnist()
+    msg = str(err.value)
+    assert str(f) in msg and kdlib.files.sha256sum(f) in msg and kdlib.data.MNIST_FILES[f.name] in msg
+    assert "KDLIB_DATA" in msg
+
+
+def test_truncated_mnist_label_file_is_named(tmp_path, monkeypatch):
+    raw = _mnist_copy(tmp_path)
+    monkeypatch.setenv("KDLIB_DATA", str(tmp_path))
+    f = raw / "t10k-labels-idx1-ubyte"
+    f.write_bytes(f.read_bytes()[:5000])
+    with pytest.raises(ValueError) as err:
+        kdlib.load_mnist()
+    msg = str(err.value)
+    assert "t10k-labels-idx1-ubyte" in msg and "train-images" not in msg and "missing" not in msg
+
+
+def test_absent_mnist_file_is_downloaded_as_gz_and_verified(tmp_path, monkeypatch):
+    import gzip
+
+    raw = _mnist_copy(tmp_path)
+    monkeypatch.setenv("KDLIB_DATA", str(tmp_path))
+    original = (raw / "t10k-labels-idx1-ubyte").read_bytes()
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    urls = []
+
+    def fake_download(url, target):
+        urls.append(url)
+        open(target, "wb").write(gzip.compress(original))
+
+    monkeypatch.setattr(urllib.request, "urlretrieve", fake_download)
+    try:
+        data = kdlib.load_mnist()
+        assert urls == ["https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz"]
+        assert (raw / "t10k-labels-idx1-ubyte").read_bytes() == original
+        assert torch.bincount(data.y_test).tolist()[:3] == [980, 1135, 1032]
+    finally:
+        kdlib.data._mnist_cached.cache_clear()  # drop this copy (~220 MB)

@@ -26,6 +26,10 @@ def test_tensor_digest_sees_values_dtype_and_shape():
     b = a.clone()
     b[3] += 1e-6
     assert tensor_digest(a) != tensor_digest(b)
+    # 0-d tensors (BatchNorm's num_batches_tracked, scalar buffers) hash too
+    assert tensor_digest(torch.tensor(2.0)) != tensor_digest(torch.tensor(3.0))
+    assert tensor_digest(torch.tensor(2.0)) != tensor_digest(torch.tensor([2.0]))
+    assert len(tensor_digest(*nn.BatchNorm1d(3).state_dict().values())) == 64
 
 
 def test_cached_predict_matches_predict_and_reuses_the_file(tmp_path):
@@ -44,6 +48,49 @@ def test_cached_predict_matches_predict_and_reuses_the_file(tmp_path):
         model.weight.add_(1.0)
     torch.testing.assert_close(cached_predict(model, x, folder=tmp_path), predict(model, x))
     assert len(list(tmp_path.glob("outputs-*.pt"))) == 2
+
+
+class _Scaled(nn.Module):
+    """``inner(x) * k``: ``k`` is a plain attribute, outside the state_dict."""
+
+    def __init__(self, inner, k):
+        super().__init__()
+        self.inner, self.k = inner, k
+
+    def forward(self, x):
+        return self.inner(x) * self.k
+
+
+class _Shifted(_Scaled):
+    def forward(self, x):
+        return self.inner(x) + self.k
+
+
+def test_cached_predict_sees_class_and_state_outside_the_state_dict(tmp_path):
+    torch.manual_seed(0)
+    inner, x = nn.Linear(4, 3), torch.randn(10, 4)
+    for model in (_Scaled(inner, 1), _Scaled(inner, 3), _Shifted(inner, 3), _Scaled(inner, torch.tensor(2.0))):
+        torch.testing.assert_close(cached_predict(model, x, folder=tmp_path), predict(model, x))
+    assert len(list(tmp_path.glob("outputs-*.pt"))) == 4
+    # training mode is not part of the key (predict always runs in eval mode)
+    cached_predict(_Scaled(inner, 1).train(), x, folder=tmp_path)
+    assert len(list(tmp_path.glob("outputs-*.pt"))) == 4
+
+
+def test_cached_predict_key_covers_what_the_hash_cannot_see(tmp_path):
+    torch.manual_seed(0)
+    inner, x = nn.Linear(4, 3), torch.randn(10, 4)
+    factor = {"k": 1.0}
+
+    class Closure(nn.Module):  # state in a dict the hash cannot inspect
+        def forward(self, x):
+            return inner(x) * factor["k"]
+
+    model = Closure()
+    cached_predict(model, x, folder=tmp_path, key="k=1")
+    factor["k"] = 3.0
+    torch.testing.assert_close(cached_predict(model, x, folder=tmp_path, key="k=3"), predict(model, x))
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_cached_predict_with_features(tmp_path):
