@@ -1,4 +1,4 @@
-"""kdlib.plots: entropy against hand-computed values, bar heights against softmax_t."""
+"""kdlib.plots: entropy against hand-computed values, bar heights against softmax_t, frame_slider's widgets."""
 
 import math
 
@@ -87,3 +87,47 @@ def test_mean_band_bad_input():
     with pytest.raises(ValueError, match="runs must be 2-D"):
         mean_band(ax, [1, 2], [1.0, 2.0])
     plt.close(fig)
+
+
+def _frames(values):
+    frames = []
+    for T in values:
+        fig, ax = plt.subplots(figsize=(3, 2))
+        softmax_bars(ax, torch.tensor([3.0, 1.0, -2.0]), T=T)
+        frames.append(fig)
+    return frames
+
+
+def test_frame_slider_frames_link_and_pngs():
+    import ipywidgets as widgets
+    from ipywidgets.widgets.widget import _instances
+
+    from kdlib.plots import frame_slider
+
+    values = [0.5, 1.0, 4.0]
+    frames = _frames(values)
+    box = frame_slider(frames, values, description="T", dpi=50)
+    slider, stack = box.children
+    assert isinstance(stack, widgets.Stack) and len(stack.children) == 3 and stack.selected_index == 0
+    assert [lab for lab, _ in slider.options] == ["0.5", "1", "4"] and slider.description == "T"
+    pngs = [bytes(img.value) for img in stack.children]
+    assert all(isinstance(img, widgets.Image) and img.format == "png" for img in stack.children)
+    assert all(p.startswith(b"\x89PNG\r\n\x1a\n") and len(p) < 20_000 for p in pngs)
+    assert len(set(pngs)) == 3, "each frame its own picture"
+    # the frame switches in the browser: a jslink (a Link model, not a Python observer) slider.index -> stack
+    links = [w for w in _instances.values() if isinstance(w, widgets.widget_link.Link) and w.source[0] is slider]
+    assert len(links) == 1 and links[0].source[1] == "index" and links[0].target == (stack, "selected_index")
+    assert not any(plt.fignum_exists(f.number) for f in frames), "frames are closed (no stray inline figures)"
+    # full colour is larger than the quantised default
+    full = bytes(frame_slider(_frames([1.0]), [1.0], dpi=50, colors=None).children[1].children[0].value)
+    assert len(full) > len(pngs[1])
+
+
+def test_frame_slider_bad_input():
+    from kdlib.plots import frame_slider
+
+    with pytest.raises(ValueError, match="one frame per value"):
+        frame_slider(_frames([1.0, 2.0]), [1.0])
+    with pytest.raises(ValueError, match="one frame per value"):
+        frame_slider([], [])
+    plt.close("all")
