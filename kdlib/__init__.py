@@ -12,6 +12,7 @@ One concern per module, read in this order:
 ``losses``          distillation losses, each a typed function with its formula
 ``metrics``         accuracy, errors, masked MAE/RMSE/MAPE, horizon tables
 ``train``           ``seed_everything``, ``fit``, ``predict``, optimiser recipes
+``stacked``         ``fit_stacked``: K seeds of a small model trained at once
 ``experiments``     methods over seeds, tables, paired statistics
 ``teachers``        ``load_teacher(name)``, cached teacher outputs, retraining CLI
 ``profiling``       parameters, FLOPs, latency, training-step time, break-even
@@ -23,7 +24,7 @@ Everything a notebook needs is importable from ``kdlib`` itself (``kdlib.plots``
 excepted, so that ``import kdlib`` does not import matplotlib).
 """
 
-from . import baselines, data, exercises, experiments, files, graph, losses, metrics, models, preprocessing, profiling, teachers, train
+from . import baselines, data, exercises, experiments, files, graph, losses, metrics, models, preprocessing, profiling, stacked, teachers, train
 from .baselines import *  # noqa: F403
 from .data import *  # noqa: F403
 from .exercises import *  # noqa: F403
@@ -34,9 +35,10 @@ from .metrics import *  # noqa: F403
 from .models import *  # noqa: F403
 from .preprocessing import *  # noqa: F403
 from .profiling import *  # noqa: F403
+from .stacked import *  # noqa: F403
 from .teachers import *  # noqa: F403
 from .train import *  # noqa: F403
 
 __all__: list[str] = [name for m in (baselines, data, experiments, files, losses, metrics, models, preprocessing, profiling,
-                          teachers, train) for name in m.__all__]
+                          stacked, teachers, train) for name in m.__all__]
 __version__ = "0.2.0"
