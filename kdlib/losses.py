@@ -2,6 +2,12 @@ r"""Distillation losses as plain functions (one ``nn.Module``: the hint loss's r
 
 Notation: student logits ``z``, teacher logits ``v``, temperature ``T > 0``,
 ``q = softmax(z / T)``, ``p = softmax(v / T)``, batch size ``B``, ``N`` classes.
+Teacher inputs are detached: a teacher passed live gets no gradient. Missing labels: a
+class label ``< 0`` marks an unlabelled sample (teacher term only); a regression target
+is missing where :func:`kdlib.metrics.valid_mask` says so, with the metrics' default (NaN,
+``null_value=0`` mph, or outside a ``mask`` of the target's exact shape), so a loss and its
+metric count the same entries; pass ``null_value=None`` for standardised targets. Missing
+entries leave the mean; none valid gives a 0 that still carries a gradient.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__: list[str] = ["softmax_t", "entropy", "logit_gradient", "kd_loss", "distillation_loss", "logit_matching_loss", "HintLoss", "logit_distillation_loss", "HintDistillationLoss", "partial_label_distillation_loss", "l1_loss", "output_distillation_loss", "teacher_bounded_loss"]
+from .metrics import _all_valid, valid_mask
+
+__all__: list[str] = ["softmax_t", "entropy", "logit_gradient", "kd_loss", "distillation_loss", "distillation_loss_cached", "logit_matching_loss", "HintLoss", "logit_distillation_loss", "HintDistillationLoss", "l1_loss", "output_distillation_loss", "teacher_bounded_loss"]
 
 
 def _check_temperature(T: float) -> None:
@@ -27,10 +35,8 @@ def _check_alpha(alpha: float) -> None:
 
 def _check_same_shape(a: Tensor, b: Tensor, what: str) -> None:
     if a.shape != b.shape:
-        raise ValueError(
-            f"{what}: student and teacher shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}; "
-            "both must be (batch, ...) over the same classes or outputs"
-        )
+        raise ValueError(f"{what}: student and teacher shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}; "
+                         "both must be (batch, ...) over the same classes or outputs")
 
 
 def softmax_t(logits: Tensor, T: float = 1.0) -> Tensor:
@@ -89,33 +95,66 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, T: float) -> Tensor:
     the cross-entropy times :math:`T^2`). The :math:`T^2` factor keeps the soft term's
     gradients on the same scale as the hard term's when ``T`` changes.
     Uses ``F.kl_div(log q, p, reduction="batchmean")``: "mean" would also divide by ``N``.
+    ``teacher_logits`` is detached: no gradient reaches a teacher passed live.
     """
     _check_temperature(T)
     _check_same_shape(student_logits, teacher_logits, "kd_loss")
     log_q = F.log_softmax(student_logits / T, dim=-1)
-    p = F.softmax(teacher_logits / T, dim=-1)
+    p = F.softmax(teacher_logits.detach() / T, dim=-1)
     return F.kl_div(log_q, p, reduction="batchmean") * T * T
 
 
-def distillation_loss(
-    student_logits: Tensor, labels: Tensor, teacher_logits: Tensor, T: float = 4.0, alpha: float = 0.9
-) -> Tensor:
-    r"""Hinton et al.'s combined objective: soft targets plus hard labels.
-
-    .. math::
-        \mathcal{L} = \alpha \, T^2 \, \mathrm{KL}(p^T \| q^T) + (1 - \alpha)\, \mathrm{CE}(y, \mathrm{softmax}(z))
-
-    ``alpha`` weights the **soft (teacher) term**; ``alpha = 0`` is plain supervised
-    training, ``alpha = 1`` ignores the labels. The hard term is at ``T = 1``.
-    Argument order ``(output, labels, teacher)`` matches :func:`kdlib.fit`'s targets.
-    """
+def _with_labels(teacher_term: Tensor | float, student_logits: Tensor, labels: Tensor, alpha: float) -> Tensor:
+    """``alpha * teacher_term + (1 - alpha) * CE`` over the labelled samples (``labels >= 0``) only."""
     _check_alpha(alpha)
     if labels.shape != student_logits.shape[:1]:
         raise ValueError(f"labels must have shape ({student_logits.shape[0]},), got {tuple(labels.shape)}")
-    hard = F.cross_entropy(student_logits, labels)
-    if alpha == 0.0:
-        return hard
-    return alpha * kd_loss(student_logits, teacher_logits, T) + (1.0 - alpha) * hard
+    if int(labels.min()) >= 0:  # all labelled: exactly F.cross_entropy (the book's numbers)
+        hard = F.cross_entropy(student_logits, labels)
+    else:  # labelled samples only; none: 0, not the NaN of an empty mean, and still in the graph
+        labelled = labels >= 0
+        hard = F.cross_entropy(student_logits[labelled], labels[labelled]) if labelled.any() else student_logits.sum() * 0.0
+    return alpha * teacher_term + (1.0 - alpha) * hard
+
+
+def distillation_loss(student_logits: Tensor, labels: Tensor, teacher_logits: Tensor, T: float = 4.0,
+                      alpha: float = 0.9) -> Tensor:
+    r"""Hinton et al.'s combined objective: soft targets plus hard labels.
+
+    .. math::
+        \mathcal{L} = \alpha \, T^2 \, \mathrm{KL}(p^T \| q^T) + (1 - \alpha)\,
+        \frac{1}{|L|} \sum_{b \in L} \mathrm{CE}(y_b, \mathrm{softmax}(z_b))
+
+    ``alpha`` weights the **soft (teacher) term**, over every sample; the hard term is at
+    ``T = 1``, over the labelled samples :math:`L` (``labels < 0`` marks unlabelled ones; 0
+    if the batch has none). ``alpha = 0`` is plain supervised training (the soft term is then
+    skipped, ``T`` and shapes still checked), ``alpha = 1`` ignores the labels.
+    Argument order ``(output, labels, teacher)`` matches :func:`kdlib.fit`'s targets.
+    """
+    _check_temperature(T)
+    _check_same_shape(student_logits, teacher_logits, "distillation_loss")
+    soft = kd_loss(student_logits, teacher_logits, T) if alpha > 0 else 0.0
+    return _with_labels(soft, student_logits, labels, alpha)
+
+
+def distillation_loss_cached(student_logits: Tensor, labels: Tensor, teacher_probs: Tensor, T: float = 4.0,
+                             alpha: float = 0.9) -> Tensor:
+    r""":func:`distillation_loss` from the teacher's soft targets ``p = softmax_t(v, T)``, cached once.
+
+    .. math::
+        \mathcal{L} = \alpha \, \frac{T^2}{B} \Big(\sum_{b,i} p_{b,i} \log p_{b,i} - \sum_{b,i} p_{b,i} \log q_{b,i}\Big)
+        + (1 - \alpha)\, \frac{1}{|L|} \sum_{b \in L} \mathrm{CE}(y_b, \mathrm{softmax}(z_b))
+
+    :func:`distillation_loss`'s value (up to rounding), gradient and labels, minus the per-batch
+    teacher softmax and ``F.kl_div``: compute ``teacher_probs`` once at the same ``T`` (unchecked),
+    ``fit(student, x, (y, softmax_t(teacher_logits, T)), partial(distillation_loss_cached, T=T))``.
+    """
+    _check_temperature(T)
+    _check_same_shape(student_logits, teacher_probs, "distillation_loss_cached")
+    p, soft = teacher_probs.detach(), 0.0
+    if alpha > 0:
+        soft = (torch.special.xlogy(p, p).sum() - (p * F.log_softmax(student_logits / T, dim=-1)).sum()) * (T * T / len(p))
+    return _with_labels(soft, student_logits, labels, alpha)
 
 
 def logit_matching_loss(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
@@ -125,7 +164,7 @@ def logit_matching_loss(student_logits: Tensor, teacher_logits: Tensor) -> Tenso
     :math:`(z_i - v_i)/(BN)`, the direction of Hinton's :math:`(z_i - v_i)/(N T^2)`.
     """
     _check_same_shape(student_logits, teacher_logits, "logit_matching_loss")
-    return 0.5 * F.mse_loss(student_logits, teacher_logits)
+    return 0.5 * F.mse_loss(student_logits, teacher_logits.detach())
 
 
 class HintLoss(nn.Module):
@@ -143,22 +182,17 @@ class HintLoss(nn.Module):
     def forward(self, student_features: Tensor, teacher_features: Tensor) -> Tensor:
         mapped = self.regressor(student_features)
         _check_same_shape(mapped, teacher_features, "HintLoss (after the regressor)")
-        return 0.5 * F.mse_loss(mapped, teacher_features)
+        return 0.5 * F.mse_loss(mapped, teacher_features.detach())
 
 
-def logit_distillation_loss(
-    student_logits: Tensor, labels: Tensor, teacher_logits: Tensor, alpha: float = 0.5
-) -> Tensor:
+def logit_distillation_loss(student_logits: Tensor, labels: Tensor, teacher_logits: Tensor, alpha: float = 0.9) -> Tensor:
     r"""Logit matching plus hard labels: :math:`\alpha \, \frac{1}{2BN}\|z - v\|^2 + (1 - \alpha)\, \mathrm{CE}(y, \mathrm{softmax}(z))`.
 
-    :func:`logit_matching_loss` on the teacher's logits, mixed with the label term like
-    :func:`distillation_loss` (``alpha`` weights the teacher term).
+    :func:`logit_matching_loss` on the teacher's logits, mixed with the label term exactly
+    like :func:`distillation_loss` (``alpha`` weights the teacher term, same default; the
+    cross-entropy is over the samples with ``labels >= 0``).
     """
-    _check_alpha(alpha)
-    if labels.shape != student_logits.shape[:1]:
-        raise ValueError(f"labels must have shape ({student_logits.shape[0]},), got {tuple(labels.shape)}")
-    hard = F.cross_entropy(student_logits, labels)
-    return alpha * logit_matching_loss(student_logits, teacher_logits) + (1.0 - alpha) * hard
+    return _with_labels(logit_matching_loss(student_logits, teacher_logits), student_logits, labels, alpha)
 
 
 class HintDistillationLoss(nn.Module):
@@ -186,87 +220,63 @@ class HintDistillationLoss(nn.Module):
         return F.cross_entropy(logits, labels) + self.beta * self.hint(features, teacher_features)
 
 
-def partial_label_distillation_loss(
-    student_logits: Tensor, labels: Tensor, teacher_logits: Tensor, T: float = 4.0, alpha: float = 0.5
-) -> Tensor:
-    r"""Distillation when only some samples have labels (``labels < 0`` marks unlabeled ones).
-
-    .. math::
-        \mathcal{L} = \alpha \, T^2\, \mathrm{KL}(p^T \| q^T) + (1 - \alpha)\,
-        \frac{1}{|L|} \sum_{b \in L} \mathrm{CE}(y_b, \mathrm{softmax}(z_b))
-
-    The soft term uses every sample of the batch, the hard term only the labeled set
-    :math:`L` of the batch (it is 0 when the batch holds no labeled sample, instead of
-    the NaN that ``F.cross_entropy`` with ``ignore_index`` would give).
-    """
-    _check_alpha(alpha)
-    if labels.shape != student_logits.shape[:1]:
-        raise ValueError(f"labels must have shape ({student_logits.shape[0]},), got {tuple(labels.shape)}")
-    labeled = labels >= 0
-    soft = kd_loss(student_logits, teacher_logits, T)
-    if labeled.any():
-        hard = F.cross_entropy(student_logits[labeled], labels[labeled])
-    else:
-        hard = student_logits.sum() * 0.0
-    return alpha * soft + (1.0 - alpha) * hard
-
-
-def _regression(pred: Tensor, target: Tensor, p: int, mask: Tensor | None = None) -> Tensor:
+def _errors(pred: Tensor, target: Tensor, p: int, mask: Tensor | None, null_value: float | None) -> tuple[Tensor, Tensor | None]:
+    """``|pred - target|^p``, 0 (no NaN) where not valid, and the valid count (None: all valid, plain mean)."""
     if p not in (1, 2):
         raise ValueError(f"p must be 1 (L1/MAE) or 2 (L2/MSE), got {p}")
-    err = (pred - target).abs() if p == 1 else (pred - target) ** 2
-    if mask is None:
-        return err.mean()
-    mask = mask.to(err.dtype)
-    return (err * mask).sum() / mask.sum().clamp_min(1.0)
-
-
-def l1_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
-    r"""Mean absolute error :math:`\frac{1}{|V|}\sum_V |\hat y - y|`, the traffic models' training loss."""
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
-    return _regression(pred, target, 1, mask)
+    count = None
+    if mask is not None or not _all_valid(target, null_value):
+        valid = valid_mask(target, mask, null_value)
+        target, count = torch.where(valid, target, pred.detach()), valid.sum().clamp_min(1)
+    err = (pred - target).abs() if p == 1 else (pred - target) ** 2
+    return err, count
 
 
-def output_distillation_loss(
-    pred: Tensor, target: Tensor, teacher_pred: Tensor, alpha: float = 0.5, p: int = 1, mask: Tensor | None = None
-) -> Tensor:
+def _mean(err: Tensor, count: Tensor | None) -> Tensor:
+    return err.mean() if count is None else err.sum() / count
+
+
+def l1_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None, null_value: float | None = 0.0) -> Tensor:
+    r"""Mean absolute error :math:`\frac{1}{|V|}\sum_V |\hat y - y|` over the valid targets ``V``: the traffic models' loss."""
+    return _mean(*_errors(pred, target, 1, mask, null_value))
+
+
+def output_distillation_loss(pred: Tensor, target: Tensor, teacher_pred: Tensor, alpha: float = 0.5, p: int = 1,
+                             mask: Tensor | None = None, null_value: float | None = 0.0) -> Tensor:
     r"""Output distillation for regression / forecasting.
 
     .. math::
-        \mathcal{L} = \alpha \, \| \hat y_s - \hat y_t \|_p^p + (1 - \alpha)\, \| \hat y_s - y \|_p^p
+        \mathcal{L} = \alpha \, \frac{1}{|U|}\sum_U |\hat y_s - \hat y_t|^p + (1 - \alpha)\, \frac{1}{|V|}\sum_V |\hat y_s - y|^p
 
-    averaged over elements, ``p = 1`` (MAE) or ``2`` (MSE). ``alpha`` weights the
-    **teacher term**. ``mask`` (same shape, 1 = valid) drops missing labels from the
-    label term only: the teacher's forecast exists everywhere, which is what lets
-    unlabeled windows still teach the student.
+    ``p = 1`` (MAE) or ``2`` (MSE). ``alpha`` weights the **teacher term**. The label term
+    averages over the valid targets ``V`` (module docstring), the teacher term over ``U``,
+    wherever the teacher's forecast is not NaN: unlabelled windows still teach.
     """
     _check_alpha(alpha)
     _check_same_shape(pred, teacher_pred, "output_distillation_loss")
-    if pred.shape != target.shape:
-        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
-    return alpha * _regression(pred, teacher_pred, p) + (1 - alpha) * _regression(pred, target, p, mask)
+    to_teacher = _mean(*_errors(pred, teacher_pred.detach(), p, None, None))
+    return alpha * to_teacher + (1 - alpha) * _mean(*_errors(pred, target, p, mask, null_value))
 
 
-def teacher_bounded_loss(
-    pred: Tensor, target: Tensor, teacher_pred: Tensor, margin: float = 0.0, nu: float = 0.5, p: int = 2
-) -> Tensor:
+def teacher_bounded_loss(pred: Tensor, target: Tensor, teacher_pred: Tensor, margin: float = 0.0, nu: float = 0.5,
+                         p: int = 2, mask: Tensor | None = None, null_value: float | None = 0.0) -> Tensor:
     r"""Teacher-bounded regression loss (Chen et al. 2017).
 
     .. math::
-        \mathcal{L} = \mathrm{mean}\, |\hat y_s - y|^p
-           + \nu \, \mathrm{mean}\Big( |\hat y_s - y|^p \; \mathbb{1}\big[|\hat y_s - y|^p + m > |\hat y_t - y|^p\big] \Big)
+        \mathcal{L} = \mathrm{mean}_V\, |\hat y_s - y|^p
+           + \nu \, \mathrm{mean}_V\Big( |\hat y_s - y|^p \; \mathbb{1}\big[|\hat y_s - y|^p + m > |\hat y_t - y|^p\big] \Big)
 
-    The teacher acts as an upper bound: the extra term pushes the student only where
-    its error exceeds the teacher's (plus margin ``m``), and is zero once the student is
-    at least as good. ``nu`` weights the bound term.
+    The teacher acts as an upper bound: the extra term pushes the student only where its
+    error exceeds the teacher's minus the margin ``m >= 0``, and is zero once the student is
+    better by ``m``. ``nu >= 0`` weights it. Means over the valid targets ``V`` (module
+    docstring); no bound where the teacher's forecast is NaN.
     """
     _check_same_shape(pred, teacher_pred, "teacher_bounded_loss")
-    if pred.shape != target.shape:
-        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
-    if p not in (1, 2):
-        raise ValueError(f"p must be 1 or 2, got {p}")
-    e_s = (pred - target).abs() ** p
-    e_t = (teacher_pred - target).abs() ** p
+    if not (nu >= 0 and margin >= 0):
+        raise ValueError(f"nu (the bound term's weight) and margin must be >= 0, got nu={nu}, margin={margin}")
+    e_s, count = _errors(pred, target, p, mask, null_value)
+    e_t = (teacher_pred.detach() - target).abs() ** p
     bound = torch.where(e_s + margin > e_t, e_s, torch.zeros_like(e_s))
-    return e_s.mean() + nu * bound.mean()
+    return _mean(e_s, count) + nu * _mean(bound, count)

@@ -1,11 +1,16 @@
 r"""Metrics as plain functions, in the style of tsl: an optional ``mask`` plus one masking helper.
 
-For forecasts, a target equal to ``null_value`` (0 by default: a dead loop detector
-reports 0 mph) or NaN is missing and left out. Shapes: ``(batch, horizon, nodes)``.
+For forecasts, :func:`valid_mask` is the one rule: a target that is NaN or equals
+``null_value`` (0 by default: a dead loop detector reports 0 mph), or lies outside an
+explicit ``mask`` of exactly the target's shape, is missing and left out. The training
+losses (``kdlib.l1_loss``, ``output_distillation_loss``, ``teacher_bounded_loss``) mask
+with it and the same default, so a loss and its metric count the same entries. A metric
+with no valid entry is NaN, with a ``RuntimeWarning``. Shapes: ``(batch, horizon, nodes)``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
@@ -31,7 +36,7 @@ def errors(logits: Tensor, labels: Tensor) -> int:
 
 
 def valid_mask(target: Tensor, mask: Tensor | None = None, null_value: float | None = 0.0) -> Tensor:
-    """Boolean mask of the entries that count: not NaN, not ``null_value``, and in ``mask``."""
+    """Boolean mask of the entries that count: not NaN, not ``null_value``, and in ``mask`` (its shape must be the target's)."""
     m = ~torch.isnan(target)
     if null_value is not None:
         m &= target != null_value
@@ -42,8 +47,16 @@ def valid_mask(target: Tensor, mask: Tensor | None = None, null_value: float | N
     return m
 
 
+def _all_valid(target: Tensor, null_value: float | None = 0.0) -> bool:
+    """``valid_mask(target, None, null_value).all()`` in two cheap reductions (the training losses' fast path)."""
+    if torch.isnan(target.sum()):  # some NaN (or +inf with -inf: then the masked path, equally right)
+        return False
+    return null_value is None or int(torch.count_nonzero(target - null_value)) == target.numel()
+
+
 def _masked_mean(err: Tensor, m: Tensor) -> float:
-    if m.sum() == 0:
+    if not m.any():
+        warnings.warn("no valid entries (all NaN, null_value or masked out): the metric is NaN", RuntimeWarning, stacklevel=3)
         return float("nan")
     return (err[m]).double().mean().item()
 
@@ -82,6 +95,8 @@ def horizon_metrics(
     _check(pred, target)
     if max(horizons) > pred.shape[1] or min(horizons) < 1:
         raise ValueError(f"horizons must lie in 1..{pred.shape[1]}, got {tuple(horizons)}")
+    if mask is not None and mask.shape != target.shape:
+        raise ValueError(f"mask shape {tuple(mask.shape)} differs from target shape {tuple(target.shape)}")
     out = {}
     for h in horizons:
         p, t = pred[:, h - 1], target[:, h - 1]

@@ -64,3 +64,22 @@ def test_shape_mismatch_raises(data):
     pred, target = data
     with pytest.raises(ValueError, match="same shape"):
         masked_mae(pred[:, :6], target)
+
+
+def test_all_masked_metric_is_nan_with_a_warning(data):
+    pred, target = data
+    nothing = torch.zeros_like(target, dtype=torch.bool)
+    for metric in (masked_mae, masked_rmse, masked_mape):
+        with pytest.warns(RuntimeWarning, match="no valid entries"):
+            assert np.isnan(metric(pred, target, mask=nothing))
+    with pytest.warns(RuntimeWarning, match="no valid entries"):
+        assert np.isnan(masked_mae(pred[:1, :1, :1], target[:1, :1, :1]))  # the dead sensor alone
+
+
+def test_a_mask_must_have_the_target_shape(data):
+    pred, target = data
+    mask = torch.ones(target.shape[1:], dtype=torch.bool)  # (12, 5) on (16, 12, 5): no broadcasting
+    with pytest.raises(ValueError, match=r"mask shape \(12, 5\) differs"):
+        masked_mae(pred, target, mask=mask)
+    with pytest.raises(ValueError, match=r"mask shape \(12, 5\) differs"):
+        horizon_metrics(pred, target, mask=mask)
