@@ -105,32 +105,24 @@ def _reset_parameters(module: nn.Module) -> None:
             m.reset_parameters()
 
 
-def _train_seed(make_student, methods, inputs, score, seed, keep_models, fit_kwargs) -> tuple[list, dict, dict]:
+def _train_one(make_student, name, m, inputs, score, seed, keep_models, fit_kwargs) -> tuple[list, dict, dict]:
     seed_everything(seed)
-    student = make_student()
-    init = copy.deepcopy(student.state_dict())
-    rows, histories, models = [], {}, {}
-    for name, m in methods.items():
-        model = copy.deepcopy(student)
-        model.load_state_dict(init)
-        loss, extra = m.loss, []
-        if isinstance(loss, nn.Module):
-            loss = copy.deepcopy(loss)
-            torch.manual_seed(seed)
-            _reset_parameters(loss)
-            extra = [loss]
-        t0 = time.perf_counter()
-        history = fit(model, m.inputs if m.inputs is not None else inputs, m.targets, loss,
-                      forward_kwargs=m.forward_kwargs or None, extra_modules=extra, seed=seed,
-                      **{**fit_kwargs, **m.fit_kwargs})
-        seconds = time.perf_counter() - t0
-        model.cpu()
-        rows.append({"seed": seed, "method": name, **m.params, **score(model),
-                     "best_epoch": history.best_epoch, "seconds": seconds})
-        histories[(name, seed)] = history
-        if keep_models:
-            models[(name, seed)] = model
-    return rows, histories, models
+    model = make_student()  # the seed's initial weights: the same for every method of this seed
+    loss, extra = m.loss, []
+    if isinstance(loss, nn.Module):
+        loss = copy.deepcopy(loss)
+        torch.manual_seed(seed)
+        _reset_parameters(loss)
+        extra = [loss]
+    t0 = time.perf_counter()
+    history = fit(model, m.inputs if m.inputs is not None else inputs, m.targets, loss,
+                  forward_kwargs=m.forward_kwargs or None, extra_modules=extra, seed=seed,
+                  **{**fit_kwargs, **m.fit_kwargs})
+    seconds = time.perf_counter() - t0
+    model.cpu()
+    row = {"seed": seed, "method": name, **m.params, **score(model), "best_epoch": history.best_epoch,
+           "seconds": seconds}
+    return [row], {(name, seed): history}, ({(name, seed): model} if keep_models else {})
 
 
 _STACKABLE_FIT_KWARGS = {"epochs", "batch_size", "lr", "optimizer", "scheduler", "val_data", "val_metric",
@@ -142,7 +134,7 @@ def _stackable(m: Method, fit_kwargs: dict) -> bool:
 
 
 def _train_stacked(make_student, name, m, inputs, score, seeds, keep_models, fit_kwargs) -> tuple[list, dict, dict]:
-    students = seeded_students(make_student, seeds)  # each seed's initial weights, as in _train_seed
+    students = seeded_students(make_student, seeds)  # each seed's initial weights, as in _train_one
     t0 = time.perf_counter()
     stacked = fit_stacked(students, m.inputs if m.inputs is not None else inputs, m.targets, m.loss, seeds=seeds,
                           **fit_kwargs)
@@ -182,7 +174,9 @@ def train_students(
             :func:`classification_score` or :func:`forecast_score` (on validation or test data).
         seeds: at least one seed; use three or more to report mean +/- std.
         keep_models: keep the trained students in ``StudentRuns.models``.
-        workers: run the seeds in up to this many forked processes (:func:`parallel_map`).
+        workers: spread the runs, one per (seed, method), over up to this many forked processes
+            (:func:`parallel_map`); each run seeds and builds its student itself, so the results
+            do not depend on the number of workers or the order of the methods.
         stacked: train all seeds of a method at once, as one stacked model (:func:`kdlib.fit_stacked`),
             wherever the method allows: a plain-function loss, no ``forward_kwargs`` or ``fit_kwargs``
             of its own, and shared ``fit_kwargs`` among those ``fit_stacked`` takes (epochs,
@@ -208,13 +202,13 @@ def train_students(
     seeds = list(seeds)
     together = [name for name, m in methods.items() if stacked and _stackable(m, fit_kwargs)]
     alone = {name: m for name, m in methods.items() if name not in together}
-    jobs = [(name, None) for name in together] + ([(None, seed) for seed in seeds] if alone else [])
+    jobs = [(name, None) for name in together] + [(name, seed) for seed in seeds for name in alone]
 
-    def job(item: tuple[str | None, int | None]) -> tuple[list, dict, dict]:
+    def job(item: tuple[str, int | None]) -> tuple[list, dict, dict]:
         name, seed = item
-        if name is not None:
+        if seed is None:
             return _train_stacked(make_student, name, methods[name], inputs, score, seeds, keep_models, fit_kwargs)
-        return _train_seed(make_student, alone, inputs, score, seed, keep_models, fit_kwargs)
+        return _train_one(make_student, name, alone[name], inputs, score, seed, keep_models, fit_kwargs)
 
     rows, histories, models = [], {}, {}
     for r, h, m in parallel_map(job, jobs, max_workers=workers):
