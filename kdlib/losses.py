@@ -196,28 +196,34 @@ def logit_distillation_loss(student_logits: Tensor, labels: Tensor, teacher_logi
 
 
 class HintDistillationLoss(nn.Module):
-    r"""Hard labels plus a FitNets hint on the last hidden layer, in one stage.
+    r"""A main loss plus a FitNets hint on the last hidden layer, in one stage.
 
-    .. math:: \mathcal{L} = \mathrm{CE}(y, \mathrm{softmax}(z)) + \beta \, \tfrac{1}{2}\,\mathrm{mean}\,(r(h_s) - h_t)^2
+    .. math:: \mathcal{L} = \mathcal{L}_{main}(z, \dots) + \beta \, \tfrac{1}{2}\,\mathrm{mean}\,(r(h_s) - h_t)^2
 
-    ``output`` is the student's ``(logits, features)`` (``forward_kwargs={"return_features":
-    True}``) and the targets are ``(labels, teacher_features)``. Romero et al. (2015) train
-    the hint first and the soft targets second; this single-stage sum is the common
-    simplification. The regressor ``r`` (a :class:`HintLoss`) is trained along.
+    ``output`` is the student's ``(output, features)`` (``forward_kwargs={"return_features":
+    True}``) and the targets are the main loss's targets followed by the teacher's features,
+    e.g. ``(labels, teacher_features)`` for the default ``base_loss=F.cross_entropy``, or
+    ``(y, teacher_y, teacher_features)`` with ``base_loss=partial(output_distillation_loss, alpha=0.5)``
+    for a forecaster. Romero et al. (2015) train the hint first and the soft targets second;
+    this single-stage sum is the common simplification. The regressor ``r`` (a
+    :class:`HintLoss`) is trained along.
     """
 
-    def __init__(self, student_dim: int, teacher_dim: int, beta: float = 1.0) -> None:
+    def __init__(self, student_dim: int, teacher_dim: int, beta: float = 1.0,
+                 base_loss: Callable[..., Tensor] = F.cross_entropy) -> None:
         super().__init__()
         if beta < 0:
             raise ValueError(f"beta weights the hint term and must be >= 0, got {beta}")
         self.hint = HintLoss(student_dim, teacher_dim)
-        self.beta = beta
+        self.beta, self.base_loss = beta, base_loss
 
-    def forward(self, output: tuple[Tensor, Tensor], labels: Tensor, teacher_features: Tensor) -> Tensor:
+    def forward(self, output: tuple[Tensor, Tensor], *targets: Tensor) -> Tensor:
         if not isinstance(output, tuple) or len(output) != 2:
-            raise ValueError("output must be (logits, features): call the student with return_features=True")
-        logits, features = output
-        return F.cross_entropy(logits, labels) + self.beta * self.hint(features, teacher_features)
+            raise ValueError("output must be (output, features): call the student with return_features=True")
+        if len(targets) < 2:
+            raise ValueError("targets must be the main loss's targets followed by the teacher's features")
+        out, features = output
+        return self.base_loss(out, *targets[:-1]) + self.beta * self.hint(features, targets[-1])
 
 
 def _errors(pred: Tensor, target: Tensor, p: int, mask: Tensor | None, null_value: float | None) -> tuple[Tensor, Tensor | None]:

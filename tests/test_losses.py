@@ -286,3 +286,17 @@ def test_logit_gradient_rejects_non_scalar_losses():
 
     with pytest.raises(ValueError, match="scalar"):
         logit_gradient(lambda s: s * 2, torch.randn(2, 3))
+
+
+def test_hint_distillation_loss_takes_a_forecasting_main_loss():
+    from functools import partial
+
+    g = torch.Generator().manual_seed(0)
+    pred, y, t = (torch.randn(4, 12, 5, generator=g) + 50 for _ in range(3))
+    hs, ht = torch.randn(4, 5, 7, generator=g), torch.randn(4, 5, 9, generator=g)
+    import kdlib
+
+    loss = HintDistillationLoss(7, 9, beta=0.1, base_loss=partial(kdlib.output_distillation_loss, alpha=0.5, p=1))
+    by_hand = (0.5 * (pred - t).abs().mean() + 0.5 * (pred - y).abs().mean()
+               + 0.1 * 0.5 * ((loss.hint.regressor(hs) - ht) ** 2).mean())
+    torch.testing.assert_close(loss((pred, hs), y, t, ht), by_hand)
