@@ -44,7 +44,8 @@ PAGES = {
     "book/part1/principle.html": {"math": True, "figure": True, "widget": True, "height": 5200},
     "book/part1/loss.html": {"math": True, "figure": True, "widget": True},
     "book/part2/distillation.html": {"math": True, "figure": True},
-    "book/part3/distillation.html": {"math": True, "figure": True},
+    "book/part2/temperature.html": {"math": True, "figure": True, "widget": True},
+    "book/part3/distillation.html": {"math": True, "figure": True, "widget": True},
     "book/part4/training_speed.html": {"math": False, "figure": True},
     "book/part4/pros_and_cons.html": {"math": True, "figure": True},
     "book/part4/faq.html": {"math": True, "figure": False},
@@ -56,6 +57,8 @@ PAGES = {
 SLIDER_PAGES = {
     "book/part1/principle.html": 1,
     "book/part1/loss.html": 1,
+    "book/part2/temperature.html": 1,
+    "book/part3/distillation.html": 1,
 }
 
 
