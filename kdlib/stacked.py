@@ -1,27 +1,23 @@
 r"""Train K seeds of one small model at once: stacked parameters, one batched step per batch.
 
-A small student on a CPU is bound by per-step overhead, not arithmetic: a 784-30-30-10 MLP
-at batch 64 spends most of a step in Python, PyTorch's dispatcher, autograd's bookkeeping
-and the optimiser's loop over tensors, few of them in its 25k multiply-adds per sample.
-``K`` seeds trained one after the other pay that overhead ``K`` times. :func:`fit_stacked`
-stacks the ``K`` copies' parameters along a new leading (seed) dimension and runs them as
-one model (:func:`torch.func.functional_call` under :func:`torch.vmap`, so each ``Linear``
-becomes one batched matmul): one forward, one backward and one optimiser step per batch
-for all copies, so the overhead is paid about once.
+A small student on a CPU is bound by per-step overhead, not arithmetic: a 784-30-30-10 MLP at
+batch 64 spends most of a step in Python, the dispatcher, autograd and the optimiser, not in
+its 25k multiply-adds per sample, and ``K`` seeds run one after the other pay that ``K`` times.
+:func:`fit_stacked` stacks the copies' parameters along a new leading (seed) dimension and runs
+them as one model (:func:`torch.func.functional_call` under :func:`torch.vmap`: each ``Linear``
+becomes one batched matmul), so one forward, backward and optimiser step serve all copies.
+Only the arithmetic and the batch gathering grow with ``K``, so a model whose step is already
+arithmetic (Part III's STID students: 64 windows x 207 sensors per matmul) gains little.
 
-The copies do not interact. Copy ``k`` starts from ``models[k]``'s weights (make them with
-:func:`seeded_students`, as :func:`kdlib.train_students` does), walks its own batch order
-(``fit(seed=seeds[k])``'s: ``torch.randperm(n, generator=torch.Generator().manual_seed(seed))``
-each epoch, in contiguous batches), and the loss is the sum of the per-copy mean losses,
-so copy ``k``'s gradient is its own loss's gradient. Adam, AdamW and SGD update every
-element on its own, so one optimiser over the stacked tensors acts as ``K`` optimisers, and
-a per-epoch scheduler (:func:`kdlib.cosine_adam`) schedules them all alike. Each copy has
-its own validation scores, best epoch and best-weights restore. The trained weights are
-copied back into ``models``, so the rest of the book sees ordinary modules.
-
-The result equals ``K`` separate :func:`kdlib.fit` runs up to float rounding (a batched
-matmul sums in another order than ``K`` single ones); with dropout each copy draws its own
-masks, not ``fit``'s. Models must run under ``vmap`` (the book's MLP and STID students do).
+The copies do not interact. Copy ``k`` starts from ``models[k]``'s weights (:func:`seeded_students`:
+``seed_everything(seed); make_student()``), walks ``fit(seed=seeds[k])``'s batch order (a
+``torch.randperm(n, generator=torch.Generator().manual_seed(seed))`` per epoch, cut into contiguous
+batches), and the loss is the sum of the per-copy mean losses, so copy ``k``'s gradient is its
+own loss's. Adam, AdamW and SGD update each element on its own: one optimiser over the stacked
+tensors is ``K`` optimisers, and a per-epoch scheduler (:func:`kdlib.cosine_adam`) schedules all
+alike. Each copy keeps its own validation scores, best epoch and best weights, copied back into
+``models``: ordinary modules again, trained as ``K`` :func:`kdlib.fit` runs up to float rounding
+(batched matmuls round differently; with dropout, each copy draws its own masks).
 """
 
 from __future__ import annotations
@@ -46,19 +42,7 @@ Stack = dict[str, Tensor]  # parameter or buffer name -> tensor with a leading s
 
 def seeded_students(make_student: Callable[[], nn.Module], seeds: Sequence[int]) -> list[nn.Module]:
     """One ``make_student()`` per seed, each right after ``seed_everything(seed)``: a ``fit`` run's initial weights."""
-    students = []
-    for seed in seeds:
-        seed_everything(seed)
-        students.append(make_student())
-    return students
-
-
-def _copy_losses(loss_fn: Callable[..., Tensor], out: Tensor, targets: tuple[Tensor, ...]) -> Tensor:
-    """The ``K`` per-copy mean losses, shape ``(K,)``: ``loss_fn`` on each copy's outputs and targets.
-
-    A loop, not ``vmap``: kdlib's losses branch on the data (missing labels, missing readings).
-    """
-    return torch.stack([loss_fn(o, *t) for o, *t in zip(out, *targets)])
+    return [(seed_everything(seed), make_student())[1] for seed in seeds]
 
 
 @torch.no_grad()
@@ -67,9 +51,8 @@ def _predict(base: nn.Module, params: Stack, buffers: Stack, xs: tuple[Tensor, .
     base.eval()
     device = next(iter(params.values())).device
     run = torch.vmap(lambda p, b, *x: functional_call(base, (p, b), x), in_dims=(0, 0, *[None] * len(xs)))
-    n = xs[0].shape[0]
     return torch.cat([run(params, buffers, *(x[i : i + batch_size].to(device) for x in xs)).cpu()
-                      for i in range(0, n, batch_size)], dim=1)
+                      for i in range(0, len(xs[0]), batch_size)], dim=1)
 
 
 def fit_stacked(
@@ -117,9 +100,19 @@ def fit_stacked(
     device = torch.device(device) if device is not None else default_device()
     base = copy.deepcopy(models[0]).to(device)
     stacked_params, stacked_buffers = stack_module_state(list(models))
-    params = {k: p.detach().to(device).requires_grad_(p.requires_grad) for k, p in stacked_params.items()}
+    # Linear weights held as (K, in, out), the layout of their gradient: no transposing copy in each step
+    flip = {f"{name}.weight" for name, m in base.named_modules() if isinstance(m, nn.Linear)}
+    leaves = {k: (p.transpose(1, 2) if k in flip else p).detach().contiguous().to(device).requires_grad_(p.requires_grad)
+              for k, p in stacked_params.items()}
     buffers = {k: b.to(device) for k, b in stacked_buffers.items()}
-    trained = [p for p in params.values() if p.requires_grad]
+
+    def stack() -> Stack:  # the parameters as the model expects them: views of the leaves
+        return {k: p.transpose(1, 2) if k in flip else p for k, p in leaves.items()}
+
+    def state(k: int) -> Stack:  # copy k's weights
+        return {name: t[k] for name, t in chain(stack().items(), buffers.items())}
+
+    trained = [p for p in leaves.values() if p.requires_grad]
     fused = device.type in ("cpu", "cuda")  # one kernel for all tensors: same update, less per-step overhead
     opt = optimizer(trained) if optimizer is not None else torch.optim.Adam(trained, lr=lr, fused=fused)
     sched = scheduler(opt) if scheduler is not None else None
@@ -137,12 +130,14 @@ def fit_stacked(
         totals = [0.0] * len(models)
         for i in range(0, n, batch_size):
             idx = perm[:, i : i + batch_size]  # (K, B): each copy's own batch
-            losses = _copy_losses(loss_fn, step(params, buffers, *(x[idx] for x in xs)), tuple(y[idx] for y in ys))
+            bx, by = (tuple(t.index_select(0, idx.flatten()).unflatten(0, idx.shape) for t in ts) for ts in (xs, ys))
+            out = step(stack(), buffers, *bx)  # (K, B, ...)
+            # a loop, not vmap: kdlib's losses branch on the data (missing labels or readings)
+            losses = torch.stack([loss_fn(o, *t) for o, *t in zip(out, *by)])
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()  # copy k's parameters get only loss k's gradient
             opt.step()
-            values = losses.tolist()  # the one sync per batch
-            for k, v in enumerate(values):
+            for k, v in enumerate(losses.tolist()):  # the one sync per batch
                 if not math.isfinite(v):
                     raise FloatingPointError(f"training loss {v} for seed {seeds[k]} in epoch {epoch}, batch "
                                              f"{i // batch_size}: look for NaN/inf in the inputs or targets, log(0) "
@@ -153,27 +148,24 @@ def fit_stacked(
         if sched is not None:
             sched.step()
         if val_data is not None:
-            preds = _predict(base, params, buffers, vx)
+            preds = _predict(base, stack(), buffers, vx)
             for k, h in enumerate(histories):
                 score = float(val_metric(preds[k], *vy))
                 h.val_score.append(score)
                 if math.isnan(score):
-                    warnings.warn(f"seed {seeds[k]}, epoch {epoch}: the validation score is NaN, so never the best",
-                                  stacklevel=2)
+                    warnings.warn(f"seed {seeds[k]}, epoch {epoch}: validation score NaN, never the best", stacklevel=2)
                 elif best[k] is None or (score > best[k] if higher_is_better else score < best[k]):
                     best[k], h.best_epoch = score, epoch
-                    if restore_best:
-                        best_state[k] = {name: t[k].detach().clone() for name, t in chain(params.items(), buffers.items())}
+                    best_state[k] = {name: t.detach().clone() for name, t in state(k).items()} if restore_best else None
+        seconds = time.perf_counter() - t0
         for h in histories:
-            h.epoch_seconds.append(time.perf_counter() - t0)
+            h.epoch_seconds.append(seconds)
     with torch.no_grad():
         for k, model in enumerate(models):
             if val_data is not None and histories[k].best_epoch is None:
-                warnings.warn(f"seed {seeds[k]}: every validation score is NaN: no best epoch; the last epoch's "
-                              "weights are kept", stacklevel=2)
-            state = best_state[k] or {name: t[k] for name, t in chain(params.items(), buffers.items())}
-            model.to(device)
-            for name, t in chain(model.named_parameters(), model.named_buffers()):
-                t.copy_(state[name])
+                warnings.warn(f"seed {seeds[k]}: every validation score is NaN; last epoch's weights kept", stacklevel=2)
+            weights = best_state[k] or state(k)
+            for name, t in chain(model.to(device).named_parameters(), model.named_buffers()):
+                t.copy_(weights[name])
             model.eval()
     return histories

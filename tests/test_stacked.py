@@ -10,7 +10,11 @@ import torch.nn.functional as F
 import kdlib
 from kdlib import Method, fit, fit_stacked, seeded_students, train_students
 
-ATOL = 1e-5
+# Batched and single matmuls round differently (~1e-9 on a gradient). Adam divides each gradient by
+# its own running magnitude, so an element whose gradient happens to be ~0 (|g| ~ eps) turns that
+# rounding into a step difference of up to a fraction of lr: allow 1e-4 on single elements
+# (a wrong batch order or copies leaking into each other differ by ~1e-2), 1e-6 on average.
+ATOL, MEAN_ATOL = 1e-4, 1e-6
 
 
 def _digits(n=192, seed=0):
@@ -48,6 +52,7 @@ def _compare(make, seeds, inputs, targets, loss, **kw):
         assert not a.training
         for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
             torch.testing.assert_close(p, q, rtol=0, atol=ATOL, msg=f"seed {seed}, {name}")
+            assert (p - q).abs().float().mean() < MEAN_ATOL, f"seed {seed}, {name}"
         assert hs.train_loss == pytest.approx(h.train_loss, rel=1e-5)
         assert hs.val_score == pytest.approx(h.val_score, rel=1e-5)
         assert hs.best_epoch == h.best_epoch and len(hs.epoch_seconds) == len(h.epoch_seconds)
