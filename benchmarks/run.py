@@ -1,14 +1,16 @@
-"""Benchmarks of the training pipeline, distillation overhead, teacher-vs-student speed and the book.
+"""Benchmarks of the training pipeline, distillation overhead, many seeds at once, teacher-vs-student speed and the book.
 
 Run from the repository root (the loaders need the data, e.g. ``KDLIB_DATA=../shared/data``)::
 
-    python benchmarks/run.py                  # pipeline, distillation, models (~3 min on 2 cores)
+    python benchmarks/run.py                  # pipeline, distillation, stacked seeds, models (~6 min on 2 cores)
     python benchmarks/run.py --notebooks      # ... plus every notebook as nbval runs it (~25 min)
     python benchmarks/run.py --notebooks --suite   # ... plus the whole test suite
+    python benchmarks/run.py --only stacked --out /tmp/bench   # one section, results elsewhere
 
-Every figure is a median over ``--repeats`` runs on this machine, and every ratio is taken
-between numbers measured in the same run. Results go to ``benchmarks/results.json`` and
-``benchmarks/results.md`` (the book's Performance appendix includes the latter).
+Every figure is a median over ``--repeats`` runs on this machine; the variants compared in a
+ratio are timed in turn within each repeat, so a change in the machine's load hits them alike.
+Results go to ``benchmarks/results.json`` and ``benchmarks/results.md`` (the book's Performance
+appendix includes the latter); notebook and suite timings not re-measured are carried over.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 
@@ -32,10 +36,13 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks"
 
 GOALS = {
-    "naive_over_fit": ("naive DataLoader epoch / kdlib fit epoch", ">=", 50.0),
-    "fit_over_bare": ("kdlib fit epoch / bare forward+backward+step", "<=", 1.3),
-    "distill_over_plain": ("distillation epoch (cached teacher) / plain epoch", "<=", 1.1),
+    "fit_over_bare": ("kdlib fit epoch / bare forward+backward+step, same batch size", "<=", 1.15),
+    "distill_over_plain": ("distillation epoch (teacher cached) / plain epoch", "<=", 1.1),
+    "mnist_10_over_1": ("10 seeds stacked / 1 seed, MNIST MLP 30-30", "<=", 3.0),
+    "tiny_10_over_1": ("10 seeds stacked / 1 seed, METR-LA tiny student", "<=", 3.0),
+    "small_10_over_1": ("10 seeds stacked / 1 seed, METR-LA small student", "<=", 3.0),
 }
+STACK_SIZES = (1, 5, 10, 20)  # seeds trained at once in the stacked benchmark
 
 
 def _median_time(fn: Callable[[], float | None], repeats: int) -> float:
@@ -46,6 +53,15 @@ def _median_time(fn: Callable[[], float | None], repeats: int) -> float:
         own = fn()
         times.append(own if own is not None else time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def _interleaved(fns: dict[str, Callable[[], float | None]], repeats: int) -> dict[str, float]:
+    """Median seconds of each ``fn``, the functions called in turn within each repeat (load drift hits all)."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(_median_time(fn, 1))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def machine() -> dict:
@@ -112,10 +128,10 @@ def pipeline(repeats: int, naive_batches: int) -> dict:
     r = {
         "naive_epoch_s": _median_time(naive, repeats),
         "naive_note": f"timed {naive_batches} batches per repeat, scaled to {batches_per_epoch} batches",
-        "fit_epoch_s": _median_time(kdlib_fit, repeats),
-        "bare_epoch_s": _median_time(bare, repeats),
+        **_interleaved({"fit_epoch_s": kdlib_fit, "bare_epoch_s": bare}, repeats),
     }
-    r["naive_over_fit"] = r["naive_epoch_s"] / r["fit_epoch_s"]
+    r["naive_over_fit"] = r["naive_epoch_s"] / r["fit_epoch_s"]  # at most the DataLoader's cost over bare compute
+    r["naive_over_bare"] = r["naive_epoch_s"] / r["bare_epoch_s"]
     r["fit_over_bare"] = r["fit_epoch_s"] / r["bare_epoch_s"]
     return r
 
@@ -126,11 +142,10 @@ def pipeline(repeats: int, naive_batches: int) -> dict:
 
 
 def distillation(repeats: int) -> dict:
-    """Epoch cost of distilling the MNIST teacher into a 784-128-64-10 student, three ways."""
-    from functools import partial
-
-        from kdlib.data import load_mnist
-    from kdlib.losses import distillation_loss
+    """Epoch cost of distilling the MNIST teacher into a 784-128-64-10 student, three (four) ways."""
+    from kdlib import losses
+    from kdlib.data import load_mnist
+    from kdlib.losses import distillation_loss, softmax_t
     from kdlib.models import MLP
     from kdlib.teachers import load_teacher
     from kdlib.train import fit, predict
@@ -148,26 +163,78 @@ def distillation(repeats: int) -> dict:
                 progress=False, device="cpu", **kw)
         return h.epoch_seconds[0]
 
+    variants = {"plain_epoch_s": lambda: epoch(targets=data.y_train, loss=F.cross_entropy),
+                "cached_epoch_s": lambda: epoch(targets=(data.y_train, cached), loss=loss)}
+    if hasattr(losses, "distillation_loss_cached"):  # the teacher's soft targets at T cached, not its logits
+        probs = softmax_t(cached, 4.0)
+        variants["cached_probs_epoch_s"] = lambda: epoch(targets=(data.y_train, probs),
+                                                         loss=partial(losses.distillation_loss_cached, T=4.0, alpha=0.9))
     r = {
-        "plain_epoch_s": _median_time(lambda: epoch(targets=data.y_train, loss=F.cross_entropy), repeats),
-        "cached_epoch_s": _median_time(lambda: epoch(targets=(data.y_train, cached), loss=loss), repeats),
+        **_interleaved(variants, repeats),
         "teacher_cache_s": cache_s,
         # the teacher recomputed on every batch (what augmented inputs force): one repeat is enough
         "per_batch_teacher_epoch_s": epoch(targets=data.y_train, loss=loss, teacher=teacher, augment=lambda b: b),
     }
-    r["distill_over_plain"] = r["cached_epoch_s"] / r["plain_epoch_s"]
+    r["logits_over_plain"] = r["cached_epoch_s"] / r["plain_epoch_s"]
+    r["distill_over_plain"] = r.get("cached_probs_epoch_s", r["cached_epoch_s"]) / r["plain_epoch_s"]  # the best cache
     r["per_batch_over_cached"] = r["per_batch_teacher_epoch_s"] / r["cached_epoch_s"]
     return r
 
 
 # ---------------------------------------------------------------------------
-# 3. Teacher vs student
+# 3. Many seeds at once: kdlib.fit_stacked vs one kdlib.fit run
+# ---------------------------------------------------------------------------
+
+
+def _head(t: torch.Tensor | tuple, n: int) -> torch.Tensor | tuple:
+    return t[:n] if isinstance(t, torch.Tensor) else tuple(x[:n] for x in t)
+
+
+def stacked(repeats: int) -> dict:
+    """Wall time of K = 1, 5, 10, 20 seeds trained as one stacked model, and of one ``fit`` run (batch 64)."""
+    from kdlib import (MLP, STUDENT_SIZES, STIDStudent, fit, fit_stacked, l1_loss, load_metr_la_week, load_mnist,
+                       seeded_students, traffic_splits)
+
+    mnist = load_mnist()
+    splits, scaler = traffic_splits(load_metr_la_week())
+    train = splits["train"]
+    traffic = ((train.x, train.tod), train.y, l1_loss)
+    tasks = {  # name -> (make_student, inputs, targets, loss, epochs, goal key)
+        "MNIST MLP 30-30": (lambda: MLP((30, 30)), mnist.x_train[:10_000], mnist.y_train[:10_000], F.cross_entropy, 2,
+                            "mnist_10_over_1"),
+        "METR-LA tiny student": (partial(STIDStudent, train.x.shape[2], scaler, **STUDENT_SIZES["tiny"]), *traffic, 2,
+                                 "tiny_10_over_1"),
+        "METR-LA small student": (partial(STIDStudent, train.x.shape[2], scaler, **STUDENT_SIZES["small"]), *traffic, 1,
+                                  "small_10_over_1"),
+    }
+    out = {}
+    for name, (make, x, y, loss, epochs, goal) in tasks.items():
+        kw = {"epochs": epochs, "batch_size": 64, "device": "cpu"}
+
+        def one() -> float:
+            model = make()
+            return sum(fit(model, x, y, loss, seed=0, **kw).epoch_seconds)
+
+        def many(k: int) -> float:
+            return sum(fit_stacked(seeded_students(make, range(k)), x, y, loss, seeds=list(range(k)), **kw)[0].epoch_seconds)
+
+        fit_stacked(seeded_students(make, [0, 1]), _head(x, 256), _head(y, 256), loss, seeds=[0, 1], **kw)  # warm-up
+        t = _interleaved({"fit": one, **{str(k): partial(many, k) for k in STACK_SIZES}}, repeats)
+        n = (x if isinstance(x, torch.Tensor) else x[0]).shape[0]
+        out[name] = {"samples": n, "epochs": epochs, "one_seed_s": t["fit"], "goal": goal,
+                     "K": {k: {"seconds": t[str(k)], "seeds_per_s": k / t[str(k)], "over_one": t[str(k)] / t["fit"],
+                               "over_sequential": t[str(k)] / (k * t["fit"])} for k in STACK_SIZES}}
+    return out
+
+
+# ---------------------------------------------------------------------------
+# 4. Teacher vs student
 # ---------------------------------------------------------------------------
 
 
 def models(repeats: int) -> dict:
     """Parameters, FLOPs/sample, latency at batch 1 and 64 for the book's teachers and students."""
-        from kdlib.data import load_metr_la_week, load_mnist
+    from kdlib.data import load_metr_la_week, load_mnist
     from kdlib.preprocessing import traffic_splits
     from kdlib.models import MLP, STIDStudent
     from kdlib.teachers import load_teacher
@@ -195,7 +262,7 @@ def models(repeats: int) -> dict:
 
 
 # ---------------------------------------------------------------------------
-# 4. The book: each notebook as the test suite runs it, and the whole suite
+# 5. The book: each notebook as the test suite runs it, and the whole suite
 # ---------------------------------------------------------------------------
 
 _MEASURE = """
@@ -231,7 +298,8 @@ def suite() -> dict:
 
 def _goal_rows(results: dict) -> list[str]:
     rows = []
-    flat = {**results.get("pipeline", {}), **results.get("distillation", {})}
+    flat = {**results.get("pipeline", {}), **results.get("distillation", {}),
+            **{r["goal"]: r["K"][10]["over_one"] for r in results.get("stacked", {}).values()}}
     for key, (what, op, bound) in GOALS.items():
         if key in flat:
             v = flat[key]
@@ -243,7 +311,7 @@ def _goal_rows(results: dict) -> list[str]:
 def markdown(results: dict) -> str:
     m = results["machine"]
     lines = [
-        f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores, {m['torch_threads']} torch threads), "
+        f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores, torch threads: {m['torch_threads']}), "
         f"Python {m['python']}, torch {m['torch']}. Medians over {results['repeats']} repeats.",
         "",
     ]
@@ -254,7 +322,8 @@ def markdown(results: dict) -> str:
             "",
             "| pipeline | seconds per epoch |",
             "|---|---|",
-            f"| torchvision DataLoader, per-sample `ToTensor` ({p['naive_note']}) | {p['naive_epoch_s']:.2f} |",
+            f"| torchvision DataLoader, per-sample `ToTensor` ({p['naive_note']}) | {p['naive_epoch_s']:.2f} "
+            f"({p['naive_over_fit']:.1f}x `fit`, {p['naive_over_bare']:.1f}x bare) |",
             f"| `kdlib.fit` on in-memory tensors | {p['fit_epoch_s']:.2f} |",
             f"| bare forward + backward + step on pre-batched tensors | {p['bare_epoch_s']:.2f} |",
             "",
@@ -267,11 +336,28 @@ def markdown(results: dict) -> str:
             "| epoch | seconds |",
             "|---|---|",
             f"| plain supervised | {d['plain_epoch_s']:.2f} |",
-            f"| distillation, teacher outputs cached once ({d['teacher_cache_s']:.2f} s to compute) | {d['cached_epoch_s']:.2f} |",
+            f"| distillation, teacher logits cached once ({d['teacher_cache_s']:.2f} s to compute) | {d['cached_epoch_s']:.2f} |",
+            *([f"| distillation, teacher soft targets at T cached (`distillation_loss_cached`) | {d['cached_probs_epoch_s']:.2f} |"]
+              if "cached_probs_epoch_s" in d else []),
             f"| distillation, teacher recomputed every batch | {d['per_batch_teacher_epoch_s']:.2f} "
             f"({d['per_batch_over_cached']:.1f}x the cached epoch) |",
             "",
         ]
+    if "stacked" in results:
+        lines += [
+            "**Many seeds at once** (`kdlib.fit_stacked`: K seeds as one stacked model, batch 64; "
+            "one seed: one `kdlib.fit` run; training epochs only)",
+            "",
+            "| student | seeds | seconds | seeds / s | x one seed | / K sequential runs |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, r in results["stacked"].items():
+            what = f"{name} ({r['samples']:,} samples, {r['epochs']} epoch{'s' if r['epochs'] > 1 else ''})"
+            lines.append(f"| {what} | 1, `fit` | {r['one_seed_s']:.2f} | {1 / r['one_seed_s']:.2f} | 1.00 | 1.00 |")
+            for k, v in r["K"].items():
+                lines.append(f"| | {k}, stacked | {v['seconds']:.2f} | {v['seeds_per_s']:.2f} | {v['over_one']:.2f} | "
+                             f"{v['over_sequential']:.2f} |")
+        lines.append("")
     if results.get("goals"):
         lines += ["**Goals**", "", "| ratio | measured | goal | |", "|---|---|---|---|", *results["goals"], ""]
     if "models" in results:
@@ -288,14 +374,16 @@ def markdown(results: dict) -> str:
             )
         lines.append("")
     if "notebooks" in results:
-        lines += ["**The book's notebooks** (each re-run by nbval, as the test suite does)", "",
+        when = f", measured {results['notebooks_date']}" if "notebooks_date" in results else ""
+        lines += [f"**The book's notebooks** (each re-run by nbval, as the test suite does{when})", "",
                   "| notebook | wall time (s) | peak memory (MB) | passed |", "|---|---|---|---|"]
         for name, r in results["notebooks"].items():
             lines.append(f"| `{name}` | {r['wall_s']:.1f} | {r['peak_mb']:.0f} | {'yes' if r['ok'] else 'NO'} |")
         lines.append("")
     if "suite" in results:
         s = results["suite"]
-        lines += [f"**Whole test suite** (`make test` after set-up): {s['wall_s'] / 60:.1f} min, "
+        when = f" (measured {results['suite_date']})" if "suite_date" in results else ""
+        lines += [f"**Whole test suite** (`make test` after set-up){when}: {s['wall_s'] / 60:.1f} min, "
                   f"peak memory {s['peak_mb']:.0f} MB, {'passed' if s['ok'] else 'FAILED'}.", ""]
     return "\n".join(lines)
 
@@ -306,17 +394,30 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--naive-batches", type=int, default=150, help="batches timed per naive-loader repeat")
     ap.add_argument("--notebooks", action="store_true", help="also time every notebook (slow)")
     ap.add_argument("--suite", action="store_true", help="also time the whole test suite (slow)")
+    ap.add_argument("--only", help="comma-separated sections to run, e.g. stacked,distillation")
+    ap.add_argument("--threads", type=int, help="torch threads (default: PyTorch's); 1 is steadier on a busy machine")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     results: dict = {"machine": machine(), "repeats": args.repeats}
     sections = {"pipeline": lambda: pipeline(args.repeats, args.naive_batches),
                 "distillation": lambda: distillation(args.repeats),
+                "stacked": lambda: stacked(args.repeats),
                 "models": lambda: models(max(20, 10 * args.repeats))}
     if args.notebooks:
         sections["notebooks"] = notebooks
     if args.suite:
         sections["suite"] = suite
+    if args.only:
+        sections = {name: sections[name] for name in args.only.split(",")}
+    previous = args.out / "results.json"
+    if previous.exists():  # slow sections not re-measured: keep their last results
+        old = json.loads(previous.read_text())
+        for k in ("notebooks", "suite"):
+            if k in old and k not in sections:
+                results[k], results[f"{k}_date"] = old[k], old.get(f"{k}_date", old["machine"]["date"])
     for name, run in sections.items():
         t0 = time.perf_counter()
         results[name] = run()

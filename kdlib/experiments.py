@@ -184,8 +184,8 @@ def train_students(
             higher_is_better, restore_best, device); the other methods train per seed. The table,
             histories and models are the per-seed ones up to float rounding, except ``seconds``: the
             stacked run's time divided by the number of seeds. It pays off for students whose
-            step is overhead, not arithmetic: 10 seeds of the MNIST 30-30 MLP cost a few seeds'
-            time, Part III's STID students (13k sensor rows per batch) gain nothing on a CPU.
+            step is overhead, not arithmetic: 10 seeds of the MNIST 30-30 MLP cost about half of 10
+            runs, Part III's STID students (13k sensor rows per batch) gain nothing on a CPU.
         fit_kwargs: passed to :func:`kdlib.fit` for every run (epochs, batch_size, lr,
             val_data, val_metric, higher_is_better, ...).
     """
