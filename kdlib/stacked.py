@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state
 
-from .train import History, Tensors, _as_tuple, _num_samples, default_device, seed_everything
+from .train import History, Tensors, _check_fit_args, default_device, seed_everything
 
 __all__: list[str] = ["seeded_students", "fit_stacked"]
 
@@ -82,21 +82,8 @@ def fit_stacked(
     """
     if len(models) < 1 or len(seeds) != len(models):
         raise ValueError(f"give one seed per model: {len(models)} models, {len(seeds)} seeds")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
-    xs, ys = _as_tuple(inputs), _as_tuple(targets)
-    n = _num_samples(xs, ys, "training")
-    if val_data is not None:
-        if val_metric is None:
-            raise ValueError("val_data needs val_metric, e.g. kdlib.metrics.accuracy or kdlib.metrics.masked_mae")
-        vx, vy = _as_tuple(val_data[0]), _as_tuple(val_data[1])
-        _num_samples(vx, vy, "validation")
-        declared = getattr(val_metric, "higher_is_better", None)
-        if declared is not None and higher_is_better not in (None, declared):
-            raise ValueError(f"higher_is_better={higher_is_better} contradicts val_metric.higher_is_better={declared}")
-        higher_is_better = declared if higher_is_better is None else higher_is_better
-        if higher_is_better is None:
-            raise ValueError("val_metric has no higher_is_better attribute: pass higher_is_better=True or False")
+    xs, ys, n, vx, vy, higher_is_better = _check_fit_args(inputs, targets, epochs, batch_size, val_data, val_metric,
+                                                          higher_is_better)
     device = torch.device(device) if device is not None else default_device()
     base = copy.deepcopy(models[0]).to(device)
     stacked_params, stacked_buffers = stack_module_state(list(models))

@@ -146,6 +146,29 @@ def predict(
     return outs[0] if len(outs) == 1 else outs
 
 
+def _check_fit_args(inputs, targets, epochs, batch_size, val_data, val_metric, higher_is_better):
+    """The checks shared by :func:`fit` and :func:`kdlib.fit_stacked`; returns ``(xs, ys, n, vx, vy, higher_is_better)``."""
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    xs, ys = _as_tuple(inputs), _as_tuple(targets)
+    n = _num_samples(xs, ys, "training")
+    vx = vy = None
+    if val_data is not None:
+        if val_metric is None:
+            raise ValueError("val_data needs val_metric, e.g. kdlib.metrics.accuracy or kdlib.metrics.masked_mae")
+        if isinstance(val_data, Tensor) or len(val_data) != 2:
+            raise ValueError("val_data must be a pair (val_inputs, val_targets)")
+        vx, vy = _as_tuple(val_data[0]), _as_tuple(val_data[1])
+        _num_samples(vx, vy, "validation")
+        declared = getattr(val_metric, "higher_is_better", None)
+        if declared is not None and higher_is_better not in (None, declared):
+            raise ValueError(f"higher_is_better={higher_is_better} contradicts val_metric.higher_is_better={declared}")
+        higher_is_better = declared if higher_is_better is None else higher_is_better
+        if higher_is_better is None:
+            raise ValueError("val_metric has no higher_is_better attribute: pass higher_is_better=True or False")
+    return xs, ys, n, vx, vy, higher_is_better
+
+
 def fit(
     model: nn.Module,
     inputs: Tensors,
@@ -204,23 +227,8 @@ def fit(
         ValueError: bad input, before any training.
         FloatingPointError: a batch's loss is NaN or inf (re-initialise the model after fixing the cause).
     """
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
-    xs, ys = _as_tuple(inputs), _as_tuple(targets)
-    n = _num_samples(xs, ys, "training")
-    if val_data is not None:
-        if val_metric is None:
-            raise ValueError("val_data needs val_metric, e.g. kdlib.metrics.accuracy or kdlib.metrics.masked_mae")
-        if isinstance(val_data, Tensor) or len(val_data) != 2:
-            raise ValueError("val_data must be a pair (val_inputs, val_targets)")
-        vx, vy = _as_tuple(val_data[0]), _as_tuple(val_data[1])
-        _num_samples(vx, vy, "validation")
-        declared = getattr(val_metric, "higher_is_better", None)
-        if declared is not None and higher_is_better not in (None, declared):
-            raise ValueError(f"higher_is_better={higher_is_better} contradicts val_metric.higher_is_better={declared}")
-        higher_is_better = declared if higher_is_better is None else higher_is_better
-        if higher_is_better is None:
-            raise ValueError("val_metric has no higher_is_better attribute: pass higher_is_better=True or False")
+    xs, ys, n, vx, vy, higher_is_better = _check_fit_args(inputs, targets, epochs, batch_size, val_data, val_metric,
+                                                          higher_is_better)
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
     for m in extra_modules:
