@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import math
 import multiprocessing as mp
 import os
 import time
@@ -24,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import product
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
@@ -32,7 +34,7 @@ from .metrics import MINUTES_PER_STEP, accuracy, errors, horizon_metrics
 from .stacked import fit_stacked, seeded_students
 from .train import History, fit, predict, seed_everything
 
-__all__: list[str] = ["Method", "StudentRuns", "classification_score", "forecast_score", "train_students", "parallel_map", "summarize", "gap_recovered", "paired_differences", "epochs_to_target", "seconds_to_target"]
+__all__: list[str] = ["Method", "StudentRuns", "classification_score", "forecast_score", "train_students", "parallel_map", "summarize", "gap_recovered", "paired_differences", "PairedCI", "paired_ci", "t_quantile", "epochs_to_target", "seconds_to_target"]
 
 
 @dataclass
@@ -289,6 +291,72 @@ def paired_differences(table: pd.DataFrame, baseline: str, method: str, value: s
         if name not in wide.columns:
             raise KeyError(f"method {name!r} not in the table; it has {list(wide.columns)}")
     return wide[baseline] - wide[method]
+
+
+def t_quantile(p: float, df: int) -> float:
+    r"""The ``p`` quantile of Student's t distribution with ``df`` degrees of freedom.
+
+    Solves :math:`F_\nu(t) = p` by bisection, with the CDF
+    :math:`F_\nu(t) = \tfrac12 + \int_0^t \frac{\Gamma((\nu+1)/2)}{\sqrt{\nu\pi}\,\Gamma(\nu/2)}
+    (1 + x^2/\nu)^{-(\nu+1)/2}\,dx` integrated by Simpson's rule (no SciPy needed;
+    e.g. ``t_quantile(0.975, 9)`` = 2.2622).
+    """
+    if not 0 < p < 1 or df < 1:
+        raise ValueError(f"t_quantile needs 0 < p < 1 and df >= 1, got p={p}, df={df}")
+    if p < 0.5:
+        return -t_quantile(1 - p, df)
+    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+
+    def cdf(t: float, n: int = 4000) -> float:
+        xs = np.linspace(0.0, t, n + 1)
+        f = c * (1 + xs**2 / df) ** (-(df + 1) / 2)
+        return 0.5 + (t / n / 3) * (f[0] + f[-1] + 4 * f[1:-1:2].sum() + 2 * f[2:-1:2].sum())
+
+    lo, hi = 0.0, 1.0
+    while cdf(hi) < p:
+        lo, hi = hi, hi * 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+@dataclass(frozen=True)
+class PairedCI:
+    """Mean of per-seed paired differences with its confidence interval (see :func:`paired_ci`)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    level: float = 0.95
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+    def __str__(self) -> str:
+        return f"{self.mean:+.4f} [{self.low:+.4f}, {self.high:+.4f}] ({self.level:.0%} CI, n={self.n})"
+
+
+def paired_ci(table: pd.DataFrame, baseline: str, method: str, value: str = "errors", level: float = 0.95) -> PairedCI:
+    r"""Confidence interval of the mean paired difference ``value[baseline] - value[method]`` over seeds.
+
+    With :math:`d_s` the per-seed differences (:func:`paired_differences`; positive: ``method``
+    scored lower, i.e. better for errors or MAE), :math:`n` seeds:
+
+    .. math:: \bar d \pm t_{(1+\text{level})/2,\,n-1}\, \frac{s_d}{\sqrt n}
+
+    Pairing (same seed = same initial weights and batch order in both arms) removes the
+    seed-to-seed variation both arms share. Needs at least two seeds.
+    """
+    d = paired_differences(table, baseline, method, value).dropna()
+    n = len(d)
+    if n < 2:
+        raise ValueError(f"paired_ci needs at least 2 paired seeds, got {n}: train more seeds")
+    half = t_quantile((1 + level) / 2, n - 1) * float(d.std(ddof=1)) / math.sqrt(n)
+    m = float(d.mean())
+    return PairedCI(m, m - half, m + half, n, level)
 
 
 def epochs_to_target(scores: Sequence[float], target: float, higher_is_better: bool) -> int | None:

@@ -13,7 +13,7 @@ present), writes ``checkpoints/<name>.pt`` and its SHA-256 into
 ``checkpoints/SHA256SUMS``, prints the test score, and records the wall time and machine
 in ``checkpoints/<name>.json``.
 
-Cached outputs: every distillation notebook needs a teacher's outputs over the 60,000 MNIST
+Cached outputs: every distillation notebook needs a teacher's outputs over the 55,000 MNIST
 training images (tens of seconds on two CPU cores); :func:`cached_predict` keeps them on disk
 under :func:`kdlib.files.cache_dir`, keyed by the model, the inputs and the forward arguments.
 """
@@ -58,7 +58,7 @@ MNIST_TEACHER_TRAINING = dict(epochs=10, batch_size=128, lr=2e-3)
 
 
 def train_mnist_teacher(seed: int = 0, epochs: int = MNIST_TEACHER_TRAINING["epochs"], progress: bool = True) -> SmallCNN:
-    """SmallCNN on all 60,000 training images: Adam (lr 2e-3, cosine decay to 0), batch 128,
+    """SmallCNN on the 55,000 training images (the validation split is never seen): Adam (lr 2e-3, cosine decay to 0), batch 128,
     ``epochs`` epochs, each image jittered by up to 2 pixels (as Hinton et al. 2015 did)."""
     seed_everything(seed)
     data = load_mnist()

@@ -25,7 +25,7 @@ def test_training_step_seconds_rejects_bad_counts():
 
 def test_estimate_counts_every_step_of_the_recipe():
     est = estimate_training_seconds("mnist-teacher", steps=2)
-    assert est["steps"] == MNIST_TEACHER_TRAINING["epochs"] * 469  # ceil(60000 / 128) batches per epoch
+    assert est["steps"] == MNIST_TEACHER_TRAINING["epochs"] * 430  # ceil(55000 / 128) batches per epoch
     assert est["seconds"] == pytest.approx(est["step_seconds"] * est["steps"])
     est = estimate_training_seconds("metr-la-teacher", steps=2)
     n_train = kdlib.traffic_splits()[0]["train"].x.shape[0]  # 1388 windows

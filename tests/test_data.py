@@ -10,12 +10,16 @@ from kdlib.preprocessing import chronological_split, sliding_windows, traffic_sp
 
 
 def test_mnist_content(mnist):
-    assert mnist.x_train.shape == (60000, 1, 28, 28)
+    assert mnist.x_train.shape == (55000, 1, 28, 28)
+    assert mnist.x_val.shape == (kdlib.MNIST_VAL_SIZE, 1, 28, 28) == (5000, 1, 28, 28)
+    assert mnist.y_val.shape == (5000,)
     assert mnist.x_test.shape == (10000, 1, 28, 28)
+    # the validation split is the last 5,000 images of the training file, disjoint from training
+    assert mnist.y_val[-3:].tolist() == [5, 6, 8]
     assert mnist.x_train.dtype == torch.float32
     assert mnist.y_train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
-    assert mnist.mean == pytest.approx(0.1307, abs=1e-4)
-    assert mnist.std == pytest.approx(0.3081, abs=1e-4)
+    assert mnist.mean == pytest.approx(0.1307, abs=1e-3)
+    assert mnist.std == pytest.approx(0.3081, abs=1e-3)
     # normalised with training statistics: train mean 0 / std 1, test close but not exact
     assert mnist.x_train.mean().item() == pytest.approx(0.0, abs=1e-4)
     assert mnist.x_train.std().item() == pytest.approx(1.0, abs=1e-4)

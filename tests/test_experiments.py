@@ -2,6 +2,7 @@
 
 from functools import partial
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -200,3 +201,27 @@ def test_forecast_score_columns_are_masked_mae_per_horizon():
     model = nn.Identity()
     score = kdlib.forecast_score(pred, y)
     assert score(model) == pytest.approx({"MAE 15min": 0.5, "MAE 30min": 0.5, "MAE 60min": 0.5})
+
+
+def test_t_quantile_matches_tables():
+    # two-sided 95 % critical values from any t table
+    for df, t in ((1, 12.7062), (2, 4.3027), (4, 2.7764), (9, 2.2622), (29, 2.0452)):
+        assert kdlib.t_quantile(0.975, df) == pytest.approx(t, abs=1e-3)
+    assert kdlib.t_quantile(0.025, 9) == pytest.approx(-2.2622, abs=1e-3)
+    with pytest.raises(ValueError, match="df >= 1"):
+        kdlib.t_quantile(0.975, 0)
+
+
+def test_paired_ci_by_hand():
+    import pandas as pd
+    scratch, distilled = [10.0, 12.0, 11.0, 13.0], [9.0, 10.5, 10.0, 11.0]
+    table = pd.DataFrame({"seed": [0, 1, 2, 3] * 2, "method": ["scratch"] * 4 + ["distilled"] * 4,
+                          "errors": scratch + distilled})
+    d = np.array(scratch) - np.array(distilled)
+    half = 3.1824 * d.std(ddof=1) / np.sqrt(4)  # t_{0.975, 3}
+    ci = kdlib.paired_ci(table, "scratch", "distilled")
+    assert (ci.mean, ci.n) == (pytest.approx(d.mean()), 4)
+    assert (ci.low, ci.high) == (pytest.approx(d.mean() - half, abs=1e-3), pytest.approx(d.mean() + half, abs=1e-3))
+    assert ci.excludes_zero and "95% CI, n=4" in str(ci)
+    with pytest.raises(ValueError, match="at least 2"):
+        kdlib.paired_ci(table[table.seed == 0], "scratch", "distilled")
