@@ -28,8 +28,13 @@ student-book: setup
 	$(BIN)/python tools/student_edition.py book
 	$(BIN)/python tools/student_edition.py notebooks
 
+# two pytest workers, one notebook (or test file) each: the notebooks train with one thread,
+# so a second worker uses the second core (--dist loadfile keeps a notebook's cells and its
+# exercise checks in one kernel, in order). JOBS=1 runs everything in one process.
+JOBS ?= 2
+
 test: setup
-	env -u MPLBACKEND $(BIN)/python -m pytest
+	env -u MPLBACKEND $(BIN)/python -m pytest -n $(JOBS) --dist loadfile
 
 unit: setup
 	$(BIN)/python -m pytest tests
