@@ -6,8 +6,7 @@ One concern per module, read in this order:
 ``files``           data, cache and checkpoint folders; SHA-256-verified downloads
 ``data``            the datasets (MNIST, the METR-LA week), in memory
 ``preprocessing``   scaler, chronological split, windows, augmentation, transfer sets
-``graph``           random-walk supports and diffusion for the graph models
-``models``          MNIST classifiers and traffic forecasters
+``models``          MNIST classifiers, traffic forecasters and their graph support
 ``baselines``       forecasting baselines (last value, historical average, linear)
 ``losses``          distillation losses, each a typed function with its formula
 ``metrics``         accuracy, errors, masked MAE/RMSE/MAPE, horizon tables
@@ -24,7 +23,7 @@ Everything a notebook needs is importable from ``kdlib`` itself (``kdlib.plots``
 excepted, so that ``import kdlib`` does not import matplotlib).
 """
 
-from . import baselines, data, exercises, experiments, files, graph, losses, metrics, models, preprocessing, profiling, stacked, teachers, train
+from . import baselines, data, exercises, experiments, files, losses, metrics, models, preprocessing, profiling, stacked, teachers, train
 from .baselines import *  # noqa: F403
 from .data import *  # noqa: F403
 from .exercises import *  # noqa: F403

@@ -22,10 +22,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .data import STEPS_PER_DAY
-from .graph import DiffusionConv, add_supports, diffuse, supports
 from .preprocessing import StandardScaler
 
-__all__: list[str] = ["MLP", "SmallCNN", "STIDStudent", "STUDENT_SIZES", "DiffusionMLP", "GraphWaveNet", "Ensemble"]
+__all__: list[str] = ["MLP", "SmallCNN", "STIDStudent", "STUDENT_SIZES", "DiffusionMLP", "Ensemble", "transition_matrices", "add_supports", "supports", "diffuse"]
 
 # ---------------------------------------------------------------------------
 # MNIST
@@ -118,81 +117,62 @@ class _OutputScale(nn.Module):
         return z * self.std + self.mean
 
 
-class GraphWaveNet(nn.Module):
-    """Spatiotemporal teacher: gated dilated temporal convolutions + diffusion graph convolution.
+# ---------------------------------------------------------------------------
+# Graph support: random-walk matrices, an adaptive adjacency, diffusion
+# ---------------------------------------------------------------------------
+# DCRNN (Li et al. 2018) and Graph WaveNet (Wu et al. 2019) diffuse a node signal over the
+# road graph with the forward and backward random-walk matrices P_f = D_out^-1 A and
+# P_b = D_in^-1 A^T; Graph WaveNet adds a learned adjacency softmax(relu(E_1 E_2)).
 
-    In the spirit of Graph WaveNet (Wu et al. 2019): ``layers`` blocks, each
-    ``z = tanh(conv_f(h)) * sigmoid(conv_g(h))`` over time (kernel 2, dilations cycling
-    through ``dilations``), a skip connection from the block's last time step, and a
-    diffusion convolution over the DCRNN road graph (forward and backward random walks,
-    ``hops`` steps) plus, with ``adaptive=True``, a learned adjacency
-    ``softmax(relu(E_1 E_2^T))``. Inputs at each step: the scaled speed and the time of day.
-    The output head also sees learned sensor and time-of-day embeddings (STID, Shao et al.
-    2022), which make a graph model strong on a one-week dataset.
-    Features: the per-sensor hidden vector before the output layer, ``(B, N, end_channels)``.
+
+def transition_matrices(adj: Tensor) -> list[Tensor]:
+    """Forward and backward random-walk matrices of a directed graph (DCRNN).
+
+    ``P_f = D_out^{-1} A`` and ``P_b = D_in^{-1} A^T``; a row with no edges stays zero.
+    Diffusion of a node signal ``X`` (nodes first) by ``k`` hops is ``P^k X``.
     """
+    if adj.dim() != 2 or adj.shape[0] != adj.shape[1]:
+        raise ValueError(f"adj must be a square (N, N) matrix, got shape {tuple(adj.shape)}")
+    mats = []
+    for a in (adj, adj.T):
+        deg = a.sum(1, keepdim=True)
+        mats.append(torch.where(deg > 0, a / deg.clamp_min(1e-12), torch.zeros_like(a)))
+    return mats
 
-    def __init__(
-        self,
-        adj: Tensor,
-        scaler: StandardScaler | None = None,
-        in_steps: int = 12,
-        out_steps: int = 12,
-        channels: int = 32,
-        skip_channels: int = 64,
-        end_channels: int = 128,
-        layers: int = 4,
-        dilations: Sequence[int] = (1, 2, 4),
-        hops: int = 2,
-        adaptive: bool = True,
-        node_dim: int = 16,
-        tod_dim: int = 16,
-        dropout: float = 0.1,
-        steps_per_day: int = STEPS_PER_DAY,
-    ) -> None:
-        super().__init__()
-        n = adj.shape[0]
-        self.num_nodes, self.in_steps, self.out_steps = n, in_steps, out_steps
-        self.steps_per_day = steps_per_day
-        num_supports = add_supports(self, adj, adaptive)
-        self.dils = [dilations[i % len(dilations)] for i in range(layers)]
-        self.receptive = 1 + sum(self.dils)
-        self.start = nn.Conv2d(2, channels, 1)
-        self.filt = nn.ModuleList(nn.Conv2d(channels, channels, (1, 2), dilation=(1, d)) for d in self.dils)
-        self.gate = nn.ModuleList(nn.Conv2d(channels, channels, (1, 2), dilation=(1, d)) for d in self.dils)
-        self.skip = nn.ModuleList(nn.Conv2d(channels, skip_channels, 1) for _ in self.dils)
-        self.gconv = nn.ModuleList(DiffusionConv(channels, channels, num_supports, hops, dropout) for _ in self.dils)
-        self.norm = nn.ModuleList(nn.BatchNorm2d(channels) for _ in self.dils)
-        self.node_emb = nn.Parameter(torch.randn(n, node_dim) * 0.1) if node_dim else None
-        self.tod_emb = nn.Embedding(steps_per_day, tod_dim) if tod_dim else None
-        self.end1 = nn.Linear(skip_channels + node_dim + tod_dim + in_steps, end_channels)
-        self.end2 = nn.Linear(end_channels, out_steps)
-        self.scale = _OutputScale(scaler)
 
-    def forward(self, x: Tensor, tod: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        _check_traffic_input(x, tod, self.in_steps, self.num_nodes)
-        b, t, n = x.shape
-        steps = (tod[:, None] - torch.arange(t - 1, -1, -1, device=x.device)) % self.steps_per_day
-        tod_feat = (steps.float() / self.steps_per_day)[:, :, None].expand(b, t, n)
-        h = torch.stack([x, tod_feat], dim=1).transpose(2, 3)  # (B, 2, N, T)
-        h = F.pad(h, (max(self.receptive - t, 0), 0))
-        h = self.start(h)
-        mats = supports(self)
-        skip = 0
-        for i in range(len(self.dils)):
-            res = h
-            z = torch.tanh(self.filt[i](h)) * torch.sigmoid(self.gate[i](h))
-            skip = skip + self.skip[i](z[..., -1:])
-            z = self.gconv[i](z, mats)
-            h = self.norm[i](z + res[..., -z.shape[-1]:])
-        feats = [F.relu(skip[..., 0]).transpose(1, 2), x.transpose(1, 2)]  # (B, N, *)
-        if self.node_emb is not None:
-            feats.append(self.node_emb.expand(b, -1, -1))
-        if self.tod_emb is not None:
-            feats.append(self.tod_emb(tod)[:, None, :].expand(-1, n, -1))
-        hidden = F.relu(self.end1(torch.cat(feats, dim=-1)))  # (B, N, end_channels)
-        out = self.scale(self.end2(hidden).transpose(1, 2))  # (B, out_steps, N)
-        return (out, hidden) if return_features else out
+def add_supports(model: nn.Module, adj: Tensor, adaptive: bool = True, adaptive_dim: int = 10) -> int:
+    """Register the random-walk matrices of ``adj`` (and, if ``adaptive``, ``e1``/``e2``) on ``model``.
+
+    Returns the number of supports (2, or 3 with the adaptive adjacency). The names
+    ``support0``, ``support1``, ``e1``, ``e2`` are the models' ``state_dict`` keys.
+    """
+    n = adj.shape[0]
+    for i, p in enumerate(transition_matrices(adj.float())):
+        model.register_buffer(f"support{i}", p)
+    model.adaptive = adaptive
+    if adaptive:
+        model.e1 = nn.Parameter(torch.randn(n, adaptive_dim) * 0.1)
+        model.e2 = nn.Parameter(torch.randn(adaptive_dim, n) * 0.1)
+    return 2 + int(adaptive)
+
+
+def supports(model: nn.Module) -> list[Tensor]:
+    """The model's supports: ``[P_f, P_b]`` plus ``softmax(relu(e1 @ e2))`` when adaptive."""
+    s = [model.support0, model.support1]
+    if model.adaptive:
+        s.append(F.softmax(F.relu(model.e1 @ model.e2), dim=1))
+    return s
+
+
+def diffuse(x: Tensor, mats: Sequence[Tensor], hops: int) -> list[Tensor]:
+    """``[P^k x for P in mats for k in 1..hops]`` for node-first ``x`` of shape ``(B, N, F)``."""
+    out = []
+    for p in mats:
+        z = x
+        for _ in range(hops):
+            z = p @ z  # (N, N) @ (B, N, F): neighbour average
+            out.append(z)
+    return out
 
 
 class DiffusionMLP(nn.Module):
@@ -213,7 +193,8 @@ class DiffusionMLP(nn.Module):
     one more diffusion mixes the hidden vectors of neighbours before the head
     (``h + W_g [P_1 h, .., P_S h]``). The diffusion of raw inputs costs only
     ``N^2 T`` multiply-adds per support and hop, which is why this teacher trains in
-    minutes on two cores where a full Graph WaveNet needs hours.
+    minutes on two cores where a full Graph WaveNet (gated temporal convolutions with a
+    diffusion convolution in every layer) needs hours.
     Features: the per-sensor hidden vector before the output layer ``(B, N, width)``.
     """
 
