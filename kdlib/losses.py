@@ -157,14 +157,22 @@ def distillation_loss_cached(student_logits: Tensor, labels: Tensor, teacher_pro
     return _with_labels(soft, student_logits, labels, alpha)
 
 
-def logit_matching_loss(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+def logit_matching_loss(student_logits: Tensor, teacher_logits: Tensor, centred: bool = False) -> Tensor:
     r"""Logit matching (Ba & Caruana 2014): :math:`\frac{1}{2BN}\sum_{b,i} (z_{b,i} - v_{b,i})^2`.
 
     The high-temperature limit of :func:`kd_loss` for zero-mean logits: its gradient is
     :math:`(z_i - v_i)/(BN)`, the direction of Hinton's :math:`(z_i - v_i)/(N T^2)`.
+    ``centred=True`` subtracts each sample's mean logit from both first,
+    :math:`\frac{1}{2BN}\sum_{b,i} \big((z_{b,i} - \bar z_b) - (v_{b,i} - \bar v_b)\big)^2` with
+    :math:`\bar z_b = \frac1N \sum_i z_{b,i}`: invariant, like the softmax, to a constant added to a
+    sample's logits, it is the limit of :func:`kd_loss` as :math:`T \to \infty` for any logits.
     """
     _check_same_shape(student_logits, teacher_logits, "logit_matching_loss")
-    return 0.5 * F.mse_loss(student_logits, teacher_logits.detach())
+    teacher_logits = teacher_logits.detach()
+    if centred:
+        student_logits = student_logits - student_logits.mean(dim=-1, keepdim=True)
+        teacher_logits = teacher_logits - teacher_logits.mean(dim=-1, keepdim=True)
+    return 0.5 * F.mse_loss(student_logits, teacher_logits)
 
 
 class HintLoss(nn.Module):
@@ -185,14 +193,17 @@ class HintLoss(nn.Module):
         return 0.5 * F.mse_loss(mapped, teacher_features.detach())
 
 
-def logit_distillation_loss(student_logits: Tensor, labels: Tensor, teacher_logits: Tensor, alpha: float = 0.9) -> Tensor:
+def logit_distillation_loss(student_logits: Tensor, labels: Tensor, teacher_logits: Tensor, alpha: float = 0.9,
+                            centred: bool = False) -> Tensor:
     r"""Logit matching plus hard labels: :math:`\alpha \, \frac{1}{2BN}\|z - v\|^2 + (1 - \alpha)\, \mathrm{CE}(y, \mathrm{softmax}(z))`.
 
-    :func:`logit_matching_loss` on the teacher's logits, mixed with the label term exactly
-    like :func:`distillation_loss` (``alpha`` weights the teacher term, same default; the
-    cross-entropy is over the samples with ``labels >= 0``).
+    :func:`logit_matching_loss` on the teacher's logits (``centred=True``: per-sample centred
+    logits, the :math:`T \to \infty` limit of :func:`distillation_loss` at the same ``alpha``),
+    mixed with the label term exactly like :func:`distillation_loss` (``alpha`` weights the
+    teacher term, same default; the cross-entropy is over the samples with ``labels >= 0``).
     """
-    return _with_labels(logit_matching_loss(student_logits, teacher_logits), student_logits, labels, alpha)
+    return _with_labels(logit_matching_loss(student_logits, teacher_logits, centred=centred), student_logits, labels,
+                        alpha)
 
 
 class HintDistillationLoss(nn.Module):

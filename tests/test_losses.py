@@ -300,3 +300,47 @@ def test_hint_distillation_loss_takes_a_forecasting_main_loss():
     by_hand = (0.5 * (pred - t).abs().mean() + 0.5 * (pred - y).abs().mean()
                + 0.1 * 0.5 * ((loss.hint.regressor(hs) - ht) ** 2).mean())
     torch.testing.assert_close(loss((pred, hs), y, t, ht), by_hand)
+
+
+# --- centred logit matching: the T -> infinity limit of kd_loss ---
+
+
+def test_centred_logit_matching_by_hand_and_shift_invariant():
+    z, v = torch.tensor([[1.0, 2.0, 6.0]]), torch.tensor([[0.0, 3.0, 0.0]])
+    # centred: z - 3 = (-2, -1, 3), v - 1 = (-1, 2, -1); differences (-1, -3, 4): squares 1 + 9 + 16
+    assert logit_matching_loss(z, v, centred=True).item() == pytest.approx(0.5 * 26 / 3)
+    shifted = logit_matching_loss(z + torch.tensor([[5.0]]), v - 7.0, centred=True)
+    assert shifted.item() == pytest.approx(0.5 * 26 / 3)
+    assert logit_matching_loss(z + 5.0, v, centred=False).item() != pytest.approx(logit_matching_loss(z, v).item())
+
+
+def test_centred_logit_matching_is_kd_loss_at_high_temperature():
+    """T^2 KL(p^T || q^T) -> (1/2BN) sum ((z - zbar) - (v - vbar))^2, in value and gradient, for any offsets."""
+    g = torch.Generator().manual_seed(7)
+    z = torch.randn(5, 10, generator=g, dtype=torch.float64) + 3.0
+    v = torch.randn(5, 10, generator=g, dtype=torch.float64) * 4 - 2.0
+    gaps = []
+    for T in (10.0, 100.0, 1000.0):
+        value = abs(_kl_by_hand(z, v, T) / logit_matching_loss(z, v, centred=True).item() - 1)
+        zz = z.clone().requires_grad_(True)
+        (g_kd,) = torch.autograd.grad(kd_loss(zz, v, T), zz)
+        zz = z.clone().requires_grad_(True)
+        (g_lm,) = torch.autograd.grad(logit_matching_loss(zz, v, centred=True), zz)
+        gaps.append((value, ((g_kd - g_lm).norm() / g_lm.norm()).item()))
+    for k in (0, 1):  # value gap, gradient gap: shrinking with T, below 1 % at T = 1000
+        assert gaps[0][k] > gaps[1][k] > gaps[2][k] and gaps[2][k] < 1e-2
+    # the raw loss does not have this limit when the logits have a per-sample offset
+    assert abs(_kl_by_hand(z, v, 1000.0) / logit_matching_loss(z, v).item() - 1) > 0.1
+
+
+def test_logit_distillation_loss_centred_matches_distillation_loss_at_high_temperature():
+    g = torch.Generator().manual_seed(8)
+    z = torch.randn(6, 10, generator=g, dtype=torch.float64) - 1.0
+    v = torch.randn(6, 10, generator=g, dtype=torch.float64) * 3 + 4.0
+    y = torch.tensor([0, -1, 3, 9, -1, 2])
+    a = 0.6
+    expected = a * 0.5 * (((z - z.mean(1, keepdim=True)) - (v - v.mean(1, keepdim=True))) ** 2).mean().item() \
+        + (1 - a) * _ce_by_hand(z, y)
+    assert logit_distillation_loss(z, y, v, alpha=a, centred=True).item() == pytest.approx(expected, rel=1e-10)
+    assert logit_distillation_loss(z, y, v, alpha=a, centred=True).item() == pytest.approx(
+        distillation_loss(z, y, v, T=2000.0, alpha=a).item(), rel=1e-4)
