@@ -39,6 +39,7 @@ class HistoricalAverage:
 
     where :math:`\tau` is the step of day of a window's last input step. A step of day
     that never occurs in the training data falls back to the sensor's overall mean.
+    NaN speeds (missing, e.g. ``MetrLAWeek.observed_speed``) are left out of both means.
     """
 
     def __init__(self, steps_per_day: int = STEPS_PER_DAY) -> None:
@@ -55,9 +56,11 @@ class HistoricalAverage:
         if sod.min() < 0 or sod.max() >= self.steps_per_day:
             raise ValueError(f"step_of_day must lie in 0..{self.steps_per_day - 1}")
         n = speed.shape[1]
-        sums = torch.zeros(self.steps_per_day, n, dtype=torch.float64).index_add_(0, sod, speed.double())
-        counts = torch.bincount(sod, minlength=self.steps_per_day).double()[:, None]
-        overall = speed.double().mean(0, keepdim=True).expand(self.steps_per_day, -1)
+        ok = ~torch.isnan(speed)
+        v = torch.where(ok, speed, torch.zeros_like(speed)).double()
+        sums = torch.zeros(self.steps_per_day, n, dtype=torch.float64).index_add_(0, sod, v)
+        counts = torch.zeros(self.steps_per_day, n, dtype=torch.float64).index_add_(0, sod, ok.double())
+        overall = (v.sum(0, keepdim=True) / ok.sum(0, keepdim=True).clamp_min(1)).expand(self.steps_per_day, -1)
         self.table = torch.where(counts > 0, sums / counts.clamp_min(1), overall).float()
         return self
 
@@ -92,7 +95,10 @@ class LinearForecaster(nn.Module):
 
     @torch.no_grad()
     def fit_least_squares(self, x: Tensor, y: Tensor, ridge: float = 1e-3) -> "LinearForecaster":
-        """Fit on scaled inputs ``x`` ``(W, in_steps, N)`` and mph targets ``y`` ``(W, out_steps, N)``."""
+        """Fit on scaled inputs ``x`` ``(W, in_steps, N)`` and mph targets ``y`` ``(W, out_steps, N)``.
+
+        A NaN target (missing) leaves its row out of that output step's regression only.
+        """
         if ridge < 0:
             raise ValueError(f"ridge must be >= 0, got {ridge}")
         if x.shape[0] != y.shape[0] or x.shape[1] != self.in_steps or y.shape[1] != self.out_steps:
@@ -101,8 +107,13 @@ class LinearForecaster(nn.Module):
         xs = x.transpose(1, 2).reshape(-1, self.in_steps).double()
         zs = ((y - self.scale.mean) / self.scale.std).transpose(1, 2).reshape(-1, self.out_steps).double()
         xt = torch.cat([xs, torch.ones(xs.shape[0], 1, dtype=xs.dtype)], dim=1)
-        gram = xt.T @ xt + ridge * torch.eye(xt.shape[1], dtype=xs.dtype)
-        coef = torch.linalg.solve(gram, xt.T @ zs)  # (in_steps + 1, out_steps)
+        eye = ridge * torch.eye(xt.shape[1], dtype=xs.dtype)
+        if not torch.isnan(zs).any():
+            coef = torch.linalg.solve(xt.T @ xt + eye, xt.T @ zs)  # (in_steps + 1, out_steps)
+        else:  # one system per output step, on the rows whose target it has
+            ok = ~torch.isnan(zs)
+            coef = torch.stack([torch.linalg.solve(xt[ok[:, h]].T @ xt[ok[:, h]] + eye, xt[ok[:, h]].T @ zs[ok[:, h], h])
+                                for h in range(self.out_steps)], dim=1)
         self.linear.weight.copy_(coef[:-1].T.float())
         self.linear.bias.copy_(coef[-1].float())
         return self.eval()

@@ -1,4 +1,4 @@
-"""The book's datasets, held in memory: MNIST and the first week of METR-LA.
+"""The book's datasets, held in memory: MNIST and the first week of METR-LA (T-GCN's Los-loop release).
 
 Where the files live
 --------------------
@@ -33,7 +33,9 @@ from torch import Tensor
 
 from .files import data_dir, fetch
 
-__all__: list[str] = ["STEPS_PER_DAY", "MNIST_VAL_SIZE", "MNIST", "load_mnist", "MetrLAWeek", "load_metr_la_week", "metr_la_file"]
+__all__: list[str] = ["STEPS_PER_DAY", "MNIST_VAL_SIZE", "MNIST", "load_mnist", "MetrLAWeek", "load_metr_la_week", "metr_la_file",
+                      "straight_runs", "observed_mask", "FILLED_MIN_POINTS", "FILLED_ATOL",
+                      "FILLED_NETWORK_SHARE"]
 
 # ---------------------------------------------------------------------------
 # MNIST
@@ -136,25 +138,108 @@ METR_LA_FILES: dict[str, tuple[str, str]] = {
 STEPS_PER_DAY = 288  # 5-minute steps
 
 
+FILLED_ATOL = 1e-4
+"""mph: largest ``|x[t-1] - 2 x[t] + x[t+1]|`` that counts as "on one straight line" (see :func:`straight_runs`)."""
+
+FILLED_MIN_POINTS = 4
+"""Fewest consecutive collinear points that :func:`straight_runs` treats as a filled stretch (see there)."""
+
+
+FILLED_NETWORK_SHARE = 0.5
+"""Share of the columns that makes a shorter straight run count when they all have one at that step (see :func:`straight_runs`)."""
+
+
+def straight_runs(series: Tensor | np.ndarray, min_points: int = FILLED_MIN_POINTS, atol: float = FILLED_ATOL,
+                  network_share: float | None = FILLED_NETWORK_SHARE) -> np.ndarray:
+    r"""Maximal runs of ``>= min_points`` consecutive points of one column that lie on one straight line.
+
+    Point ``t`` of column ``j`` continues the line of its neighbours when the second difference
+    is zero up to ``atol``:
+
+    .. math::
+        |x_{t-1,j} - 2 x_{t,j} + x_{t+1,j}| \le \mathrm{atol},
+
+    and a run ``first..last`` is a maximal stretch whose every interior point ``first < t < last``
+    does so (``last - first + 1`` points). A constant (stuck) stretch is the special case of slope 0.
+
+    Why these defaults, on ``los_speed.csv`` (the METR-LA week): the CSV holds 8 decimals, and
+    in float32 the second difference of exactly collinear points is at most ~1.2e-5 mph off zero,
+    while the smallest non-zero second difference of the float64 CSV values is ~2.0e-3 mph;
+    ``atol = 1e-4`` sits in that gap. The minimum length comes from a chance model: the
+    sensors' measured steps (first differences outside any collinear triple) put in random order
+    give about 950 runs of 3 collinear points over the week, about 5 runs of 4 and fewer than 0.1
+    runs of 5 or more, against 1582, 1850 and 789 in the data. Runs of 3 are thus mostly chance;
+    runs of 4 or more are more than 99 % not. Most runs of 4 come from network-wide outages of
+    two steps (some 190-205 sensors have one at the same step). A shorter run (3 points) also
+    counts when at least ``network_share`` of all columns are on a straight line at each of its
+    interior points: a step that every sensor misses (one in the METR-LA week, all 207 sensors)
+    cannot be told from chance in one column but is plain across the network.
+    ``book/part3/data.ipynb`` measures all of this.
+
+    Args:
+        series: ``(steps, columns)``, time first.
+        min_points: fewest points of a run (>= 3: two points are always collinear).
+        atol: tolerance on the second difference, in the series' unit.
+        network_share: see above; None: only ``min_points`` decides.
+    Returns:
+        ``(R, 3)`` int64 array of ``(column, first, last)``, sorted by column then time.
+    """
+    if min_points < 3:
+        raise ValueError(f"min_points must be >= 3 (any two points are collinear), got {min_points}")
+    x = np.asarray(series, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"series must be (steps, columns), got shape {x.shape}")
+    flat = np.abs(x[:-2] - 2 * x[1:-1] + x[2:]) <= atol  # (steps-2, cols): point t+1 is on its neighbours' line
+    pad = np.zeros((1, x.shape[1]), np.int8)
+    edges = np.diff(np.concatenate([pad, flat.astype(np.int8), pad]), axis=0)  # +1: run of flat starts, -1: ends
+    cs, ts = np.nonzero(edges.T == 1)
+    ce, te = np.nonzero(edges.T == -1)  # same order: column-major, each start has its end
+    first, last = ts, te + 1  # flat[t] covers points t..t+2, so flat t0..t1-1 covers points t0..t1
+    keep = last - first + 1 >= min_points
+    if network_share is not None:  # interior points t+1 of flat[t]; a run's interior rows are flat[first : last - 1]
+        wide = np.concatenate([[0], np.cumsum(flat.mean(axis=1) >= network_share)])  # prefix counts of wide rows
+        keep |= (wide[last - 1] - wide[first]) == (last - 1 - first)  # every interior row network-wide
+    return np.stack([cs[keep], first[keep], last[keep]], axis=1).astype(np.int64).reshape(-1, 3)
+
+
+def observed_mask(shape: tuple[int, int], runs: np.ndarray) -> Tensor:
+    """``(steps, columns)`` bool: False at the interior points ``first < t < last`` of each run, True elsewhere.
+
+    A run's two end points stay True: when linear interpolation fills a gap, the points on
+    either side of it are the measurements it drew the line between.
+    """
+    observed = torch.ones(shape, dtype=torch.bool)
+    for j, first, last in np.asarray(runs).reshape(-1, 3).tolist():
+        observed[first + 1 : last, j] = False
+    return observed
+
+
 @dataclass(frozen=True)
 class MetrLAWeek:
-    """The first week of METR-LA: traffic speed on Los Angeles County highways.
+    """The first week of METR-LA as released by T-GCN ("Los-loop"), gaps filled by linear interpolation.
 
-    Facts: 207 loop detectors (nodes), 2016 steps of 5 minutes (2012-03-01 00:00 to
-    2012-03-07 23:55, 288 steps a day), speed in mph, no empty entries (no zeros, min 1,
-    max 70, mean 58.89) but not all measured: the T-GCN authors filled the gaps by linear
-    interpolation, so straight stretches (~3.6 % of entries lie on straight runs of 6 or
-    more steps) are not measurements. Graph: DCRNN's
-    directed Gaussian-kernel road-distance adjacency, 207x207, 1722 non-zeros
-    (self-loops included). Sources: Jagadish et al. 2014; Li et al. 2018 (DCRNN);
-    Zhao et al. 2019 (T-GCN).
+    Facts: 207 loop detectors (nodes) on Los Angeles County highways, 2016 steps of 5 minutes
+    (2012-03-01 00:00 to 2012-03-07 23:55, 288 steps a day), speed in mph. This is METR-LA
+    (Jagadish et al. 2014; the benchmark of Li et al. 2018, DCRNN) cut to its first week, as
+    T-GCN (Zhao et al. 2019) publishes it under the name Los-loop: T-GCN filled METR-LA's
+    missing readings (0 mph there) by linear interpolation, so the file has no empty entries
+    (min 1, max 70, mean 58.89) but not every entry is a measurement. :func:`straight_runs`
+    finds the filled stretches (exactly collinear or constant runs of ``FILLED_MIN_POINTS`` = 4
+    or more points, or of 3 at a step where most sensors have one); their interior points are
+    ``False`` in ``observed``, about 4.5 % of all entries (8 % of the last fifth, the test split). Treat them as missing: :func:`kdlib.traffic_splits` turns them into NaN labels,
+    which every kdlib loss and metric leaves out. Graph: DCRNN's directed Gaussian-kernel
+    road-distance adjacency, 207x207, 1722 non-zeros (self-loops included).
 
     Attributes:
-        speed: ``(2016, 207)`` float32, mph; column j is sensor ``sensor_ids[j]``.
+        speed: ``(2016, 207)`` float32, mph, filled stretches included (inputs stay finite);
+            column j is sensor ``sensor_ids[j]``.
         timestamps: the 2016 5-minute time stamps.
         sensor_ids: the 207 sensor ids, in the column order of ``speed`` and ``adj``.
         locations: ``(207, 2)`` float64 (latitude, longitude) per sensor.
         adj: ``(207, 207)`` float32 DCRNN adjacency, ``adj[i, j]`` weight of edge i -> j.
+        filled_runs: ``(R, 3)`` int64 ``(sensor, first, last)`` of every straight run
+            (:func:`straight_runs` of ``speed`` with the defaults; computed when not given).
+        observed: ``(2016, 207)`` bool, False inside a filled run (:func:`observed_mask`).
     """
 
     speed: Tensor
@@ -162,10 +247,23 @@ class MetrLAWeek:
     sensor_ids: list[str]
     locations: np.ndarray
     adj: Tensor
+    filled_runs: np.ndarray | None = None
+    observed: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.filled_runs is None:
+            object.__setattr__(self, "filled_runs", straight_runs(self.speed))
+        if self.observed is None:
+            object.__setattr__(self, "observed", observed_mask(tuple(self.speed.shape), self.filled_runs))
 
     @property
     def num_nodes(self) -> int:
         return self.speed.shape[1]
+
+    @property
+    def observed_speed(self) -> Tensor:
+        """``speed`` with NaN where not ``observed``: what to fit statistics (e.g. a historical average) on."""
+        return self.speed.masked_fill(~self.observed, float("nan"))
 
     @property
     def step_of_day(self) -> Tensor:

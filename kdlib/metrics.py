@@ -6,6 +6,9 @@ explicit ``mask`` of exactly the target's shape, is missing and left out. The tr
 losses (``kdlib.l1_loss``, ``output_distillation_loss``, ``teacher_bounded_loss``) mask
 with it and the same default, so a loss and its metric count the same entries. A metric
 with no valid entry is NaN, with a ``RuntimeWarning``. Shapes: ``(batch, horizon, nodes)``.
+
+On the METR-LA week, :func:`kdlib.traffic_splits` already sets every filled (interpolated or
+stuck) target to NaN, so scoring a forecast against a split's ``y`` is the masked evaluation.
 """
 
 from __future__ import annotations

@@ -125,9 +125,12 @@ class TrafficWindows:
     Attributes:
         x: ``(W, in_steps, N)`` scaled input speeds (z-scores of the training split).
         tod: ``(W,)`` int64 step of day (0..287) of the *last input* step.
-        y: ``(W, out_steps, N)`` target speeds in mph (unscaled).
+        y: ``(W, out_steps, N)`` target speeds in mph (unscaled); NaN where the target is not a
+            usable measurement (see :func:`traffic_splits`), so every kdlib loss and metric skips it.
         start: ``(W,)`` int64 index in the full series of each window's first input step.
         steps: the split's time steps in the full series (e.g. ``range(0, 1411)`` for train).
+        y_unmasked: the same targets with nothing masked (filled values included): only for
+            showing what the mask changes, never for training or for the book's scores.
     """
 
     x: Tensor
@@ -135,6 +138,7 @@ class TrafficWindows:
     y: Tensor
     start: Tensor
     steps: range
+    y_unmasked: Tensor | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -157,18 +161,42 @@ def traffic_splits(
     slid inside each part, so no window spans two splits. The scaler is fitted on the
     training part's speeds alone and applied to every split's inputs; targets stay in mph.
     With the defaults: 1411 / 201 / 404 steps give 1388 / 178 / 381 windows.
+
+    Missing targets are NaN in ``y`` (inputs stay as they are, finite):
+
+    1. every target not in ``data.observed`` (the interior of a filled straight run,
+       :func:`kdlib.data.straight_runs`), and
+    2. a run's far end point ``last`` in every window whose inputs hold at least two points
+       of that run. The end point is a measurement, but the filling drew the line to it, so
+       two filled points in the input give it away: extrapolating their line hits it
+       exactly. Scoring or training on it would reward copying the filler, not forecasting.
+       With fewer than two run points in the input, the end point is a fair target.
+
+    ``y_unmasked`` keeps the raw targets for the side-by-side comparison only.
     """
     data = data if data is not None else load_metr_la_week()
     parts = chronological_split(data.speed.shape[0], fractions)
     scaler = StandardScaler().fit(data.speed[parts["train"].start : parts["train"].stop])
     sod = data.step_of_day
+    target = data.observed_speed
+    span = in_steps + out_steps
     out: dict[str, TrafficWindows] = {}
     for name, r in parts.items():
         seg = data.speed[r.start : r.stop]
-        x, y = sliding_windows(scaler.transform(seg), in_steps, out_steps)
-        _, y = sliding_windows(seg, in_steps, out_steps)
+        x, y_raw = sliding_windows(scaler.transform(seg), in_steps, out_steps)
+        _, y_raw = sliding_windows(seg, in_steps, out_steps)
+        _, y = sliding_windows(target[r.start : r.stop], in_steps, out_steps)
         start = torch.arange(x.shape[0]) + r.start
-        out[name] = TrafficWindows(x=x, tod=sod[start + in_steps - 1], y=y, start=start, steps=r)
+        # windows w with a run's `last` among their targets (w + in_steps <= last < w + span) and >= 2 of its
+        # points among their inputs (w + in_steps - 1 >= first + 1), inside this split (r.start <= w <= r.stop - span)
+        j, first, last = torch.as_tensor(data.filled_runs, dtype=torch.long).reshape(-1, 3).unbind(1)
+        lo = torch.maximum(torch.maximum(last - span + 1, first + 2 - in_steps), torch.tensor(r.start))
+        hi = torch.minimum(last - in_steps, torch.tensor(r.stop - span))
+        w = lo[:, None] + torch.arange(out_steps)  # at most out_steps windows per run
+        hit = w <= hi[:, None]
+        w, jj, ll = w[hit], j[:, None].expand_as(hit)[hit], last[:, None].expand_as(hit)[hit]
+        y[w - r.start, ll - w - in_steps, jj] = float("nan")
+        out[name] = TrafficWindows(x=x, tod=sod[start + in_steps - 1], y=y, start=start, steps=r, y_unmasked=y_raw)
     return out, scaler
 
 

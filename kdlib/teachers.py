@@ -94,7 +94,8 @@ def train_metr_la_teacher(seed: int = 0, members: int = METR_LA_TEACHER_TRAINING
                           epochs: int = METR_LA_TEACHER_TRAINING["epochs"], lr: float = METR_LA_TEACHER_TRAINING["lr"],
                           progress: bool = True) -> Ensemble:
     """Each member: seeded with ``seed + m``, L1 loss in mph, Adam (``lr``), batch 64, ``epochs``
-    epochs on the training windows, weights of the best validation-MAE epoch restored."""
+    epochs on the training windows, weights of the best validation-MAE epoch restored. Labels and
+    scores are :func:`kdlib.traffic_splits`' masked ones: filled stretches are NaN, left out."""
     data = load_metr_la_week()
     splits, scaler = traffic_splits(data)
     train, val, test = splits["train"], splits["val"], splits["test"]

@@ -80,3 +80,24 @@ def test_perturbed_copies_and_with_transfer():
     pred = torch.zeros(3000, 12, 5)
     loss = kdlib.output_distillation_loss(pred, yy, tt, alpha=0.0, mask=mask)
     assert loss.item() == pytest.approx(1.0)
+
+
+def test_baselines_leave_nan_targets_out():
+    # historical average: a NaN reading leaves the mean of its step of day (and the fallback mean)
+    speed = torch.tensor([[10.0, 1], [20, 2], [30, float("nan")], [12, 5], [float("nan"), 6], [32, 7]])
+    ha = HistoricalAverage(steps_per_day=3).fit(speed, torch.tensor([0, 1, 2, 0, 1, 2]))
+    torch.testing.assert_close(ha.table, torch.tensor([[11.0, 3], [20, 4], [31, 7]]))
+    # linear forecaster: each output step's regression is numpy's on the rows where that step has a target
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(40, 12, 3, generator=g)
+    y = 60 + 5 * torch.randn(40, 12, 3, generator=g)
+    y[torch.rand(y.shape, generator=g) < 0.2] = float("nan")
+    sc = kdlib.StandardScaler().fit(torch.tensor([50.0, 70.0]))
+    model = LinearForecaster(sc).fit_least_squares(x, y, ridge=0.0)
+    xs = np.hstack([x.transpose(1, 2).reshape(-1, 12).double().numpy(), np.ones((120, 1))])
+    zs = ((y - sc.mean) / sc.std).transpose(1, 2).reshape(-1, 12).double().numpy()
+    for h in range(12):
+        ok = ~np.isnan(zs[:, h])
+        coef, *_ = np.linalg.lstsq(xs[ok], zs[ok, h], rcond=None)
+        np.testing.assert_allclose(model.linear.weight[h].detach().numpy(), coef[:-1], rtol=1e-4, atol=1e-5)
+        assert model.linear.bias[h].item() == pytest.approx(coef[-1], abs=1e-5)

@@ -39,6 +39,19 @@ def test_metr_la_content(metr):
     assert metr.speed.min().item() >= 1 and metr.speed.max().item() <= 70
 
 
+def test_metr_la_filled_stretches(metr):
+    # the detector's output on the real file: documented facts (kdlib.data.MetrLAWeek)
+    assert metr.observed.shape == metr.speed.shape and metr.observed.dtype == torch.bool
+    runs = metr.filled_runs
+    lengths = runs[:, 2] - runs[:, 1] + 1
+    assert len(runs) == 2846 and lengths.max() == 315 and (lengths >= 4).sum() == 2639
+    missing = (~metr.observed).float()
+    assert missing.mean().item() == pytest.approx(0.0449, abs=5e-4)
+    assert missing[1612:].mean().item() == pytest.approx(0.0805, abs=5e-4)
+    # interior points only: every run's two end points stay observed
+    assert metr.observed[runs[:, 1], runs[:, 0]].all() and metr.observed[runs[:, 2], runs[:, 0]].all()
+
+
 def test_chronological_split_covers_everything_in_order():
     parts = chronological_split(2016)
     assert parts["train"] == range(0, 1411)
@@ -68,7 +81,12 @@ def test_no_window_crosses_a_split_and_scaler_uses_train_only(metr):
         # content: targets are the raw speeds right after the inputs
         i = len(w) // 2
         s = w.start[i].item()
-        torch.testing.assert_close(w.y[i], metr.speed[s + 12 : s + 24])
+        torch.testing.assert_close(w.y_unmasked[i], metr.speed[s + 12 : s + 24])
+        # labels: the raw speeds wherever they are not NaN; NaN at least on every filled entry
+        ok = ~torch.isnan(w.y)
+        assert torch.equal(w.y[ok], w.y_unmasked[ok])
+        filled = ~sliding_windows(metr.observed[parts[name].start : parts[name].stop], 12, 12)[1]
+        assert torch.isnan(w.y[filled]).all() and torch.isfinite(w.x).all()
         torch.testing.assert_close(scaler.inverse_transform(w.x[i]), metr.speed[s : s + 12])
         assert w.tod[i].item() == (s + 11) % 288
     train = metr.speed[:1411]
