@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from .metrics import _all_valid, valid_mask
 
-__all__: list[str] = ["softmax_t", "entropy", "logit_gradient", "kd_loss", "distillation_loss", "distillation_loss_cached", "logit_matching_loss", "HintLoss", "logit_distillation_loss", "HintDistillationLoss", "l1_loss", "output_distillation_loss", "teacher_bounded_loss"]
+__all__: list[str] = ["softmax_t", "entropy", "logit_gradient", "kd_loss", "distillation_loss", "distillation_loss_cached", "logit_matching_loss", "HintLoss", "logit_distillation_loss", "HintDistillationLoss", "l1_loss", "output_distillation_loss", "huber_distillation_loss", "teacher_bounded_loss"]
 
 
 def _check_temperature(T: float) -> None:
@@ -275,6 +275,32 @@ def output_distillation_loss(pred: Tensor, target: Tensor, teacher_pred: Tensor,
     _check_same_shape(pred, teacher_pred, "output_distillation_loss")
     to_teacher = _mean(*_errors(pred, teacher_pred.detach(), p, None, None))
     return alpha * to_teacher + (1 - alpha) * _mean(*_errors(pred, target, p, mask, null_value))
+
+
+def huber_distillation_loss(pred: Tensor, target: Tensor, teacher_pred: Tensor, alpha: float = 0.5, delta: float = 1.0,
+                            mask: Tensor | None = None, null_value: float | None = 0.0) -> Tensor:
+    r"""Output distillation with an L1 label term and a Huber teacher term.
+
+    .. math::
+        \mathcal{L} = \alpha \, \frac{1}{|U|}\sum_U h_\delta(\hat y_s - \hat y_t) + (1 - \alpha)\, \frac{1}{|V|}\sum_V |\hat y_s - y|,
+        \qquad h_\delta(r) = \begin{cases} r^2 / (2\delta) & |r| \le \delta \\ |r| - \delta/2 & |r| > \delta \end{cases}
+
+    :math:`h_\delta` is ``F.smooth_l1_loss(beta=delta)``: slope 1 far from the teacher (the label
+    term's units, so ``alpha`` weighs as in :func:`output_distillation_loss` with ``p = 1``),
+    quadratic within ``delta`` mph of it. ``delta`` (``> 0``) -> 0 gives that L1 loss. Per window
+    (one label ``y``) the minimiser is the label for ``alpha < 0.5``; for ``alpha > 0.5`` it is
+    :math:`\hat y_t - \delta\,\tfrac{1-\alpha}{\alpha}\,\mathrm{sign}(\hat y_t - y)` (or the label if that is
+    nearer), within ``delta`` of the teacher instead of on it; at ``alpha = 0.5`` the L1 loss is flat
+    between label and teacher, this one between the label and :math:`\hat y_t \mp \delta`.
+    ``U``: where the teacher's forecast is not NaN; ``V``: the valid labels (module docstring).
+    """
+    _check_alpha(alpha)
+    _check_same_shape(pred, teacher_pred, "huber_distillation_loss")
+    if not delta > 0:
+        raise ValueError(f"delta (mph) must be > 0, got {delta}; delta -> 0 is output_distillation_loss with p=1")
+    r, count = _errors(pred, teacher_pred.detach(), 1, None, None)
+    huber = torch.where(r <= delta, r * r / (2 * delta), r - delta / 2)
+    return alpha * _mean(huber, count) + (1 - alpha) * _mean(*_errors(pred, target, 1, mask, null_value))
 
 
 def teacher_bounded_loss(pred: Tensor, target: Tensor, teacher_pred: Tensor, margin: float = 0.0, nu: float = 0.5,

@@ -344,3 +344,46 @@ def test_logit_distillation_loss_centred_matches_distillation_loss_at_high_tempe
     assert logit_distillation_loss(z, y, v, alpha=a, centred=True).item() == pytest.approx(expected, rel=1e-10)
     assert logit_distillation_loss(z, y, v, alpha=a, centred=True).item() == pytest.approx(
         distillation_loss(z, y, v, T=2000.0, alpha=a).item(), rel=1e-4)
+
+
+def test_huber_distillation_loss_by_hand_and_limits():
+    from kdlib import huber_distillation_loss
+    pred, y, t = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([2.0, 5.0, 1.0]), torch.tensor([1.5, 2.0, 1.0])
+    # teacher residuals 0.5, 0, 3 with delta 1: 0.5^2 / 2 = 0.125, 0, 3 - 0.5 = 2.5; label errors 1, 3, 3
+    expected = 0.25 * (0.125 + 0.0 + 2.5) / 3 + 0.75 * (1 + 3 + 3) / 3
+    assert huber_distillation_loss(pred, y, t, alpha=0.25, delta=1.0).item() == pytest.approx(expected)
+    # the teacher term is torch's smooth L1 (an independent implementation)
+    assert huber_distillation_loss(pred, y, t, alpha=1.0, delta=0.7).item() == pytest.approx(
+        F.smooth_l1_loss(pred, t, beta=0.7).item())
+    # delta -> 0: the L1 output distillation loss
+    assert huber_distillation_loss(pred, y, t, alpha=0.5, delta=1e-6).item() == pytest.approx(
+        output_distillation_loss(pred, y, t, alpha=0.5, p=1).item(), abs=1e-5)
+    # missing labels (NaN) leave the label mean, a NaN teacher forecast leaves the teacher mean
+    y_nan, t_nan = torch.tensor([2.0, float("nan"), 1.0]), torch.tensor([1.5, 2.0, float("nan")])
+    assert huber_distillation_loss(pred, y_nan, t_nan, alpha=0.5).item() == pytest.approx(
+        0.5 * (0.125 + 0.0) / 2 + 0.5 * (1 + 3) / 2)
+    with pytest.raises(ValueError, match="delta"):
+        huber_distillation_loss(pred, y, t, delta=0.0)
+
+
+def test_per_window_minimisers_of_the_l1_and_huber_teacher_terms():
+    from kdlib import huber_distillation_loss
+    y, t, grid = torch.tensor(50.0), torch.tensor(54.0), torch.linspace(48, 56, 8001)  # steps of 0.001 mph
+
+    def argmin_set(loss):  # the grid points within 1e-6 of the smallest loss
+        values = torch.stack([loss(s.reshape(1), y.reshape(1), t.reshape(1)) for s in grid])
+        return grid[values <= values.min() + 1e-6]
+
+    # L1, alpha = 0.5: flat between label and teacher (zero gradient there: the student stops anywhere)
+    flat = argmin_set(lambda s, y_, t_: output_distillation_loss(s, y_, t_, alpha=0.5, p=1))
+    assert flat.min().item() == pytest.approx(50.0, abs=1e-3) and flat.max().item() == pytest.approx(54.0, abs=1e-3)
+    # L1 jumps from the label (alpha < 0.5) to the teacher (alpha > 0.5)
+    for alpha, where in ((0.4, 50.0), (0.6, 54.0)):
+        m = argmin_set(lambda s, y_, t_: output_distillation_loss(s, y_, t_, alpha=alpha, p=1))
+        assert m.mean().item() == pytest.approx(where, abs=1e-3)
+    # Huber, alpha = 0.75, delta = 2: t - delta (1 - alpha) / alpha = 54 - 2/3
+    m = argmin_set(lambda s, y_, t_: huber_distillation_loss(s, y_, t_, alpha=0.75, delta=2.0))
+    assert m.mean().item() == pytest.approx(54 - 2 / 3, abs=2e-3)
+    # Huber, alpha = 0.5, delta = 1: flat between the label and t - delta
+    m = argmin_set(lambda s, y_, t_: huber_distillation_loss(s, y_, t_, alpha=0.5, delta=1.0))
+    assert m.min().item() == pytest.approx(50.0, abs=1e-3) and m.max().item() == pytest.approx(53.0, abs=3e-3)
