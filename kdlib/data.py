@@ -165,11 +165,11 @@ def straight_runs(series: Tensor | np.ndarray, min_points: int = FILLED_MIN_POIN
     Why these defaults, on ``los_speed.csv`` (the METR-LA week): the CSV holds 8 decimals, and
     in float32 the second difference of exactly collinear points is at most ~1.2e-5 mph off zero,
     while the smallest non-zero second difference of the float64 CSV values is ~2.0e-3 mph;
-    ``atol = 1e-4`` sits in that gap. The minimum length comes from a chance model: the
-    sensors' measured steps (first differences outside any collinear triple) put in random order
-    give about 950 runs of 3 collinear points over the week, about 5 runs of 4 and fewer than 0.1
-    runs of 5 or more, against 1582, 1850 and 789 in the data. Runs of 3 are thus mostly chance;
-    runs of 4 or more are more than 99 % not. Most runs of 4 come from network-wide outages of
+    ``atol = 1e-4`` sits in that gap. The minimum length comes from a chance model: random
+    walks of each sensor's measured 5-minute changes (those outside any collinear triple, drawn
+    with replacement) give about 1,180 runs of 3 collinear points over the week, about 7 runs of
+    4 and fewer than 0.5 runs of 5 or more, against 1582, 1850 and 789 in the data. Runs of 3 are
+    thus mostly chance; runs of 4 or more are more than 99 % not. Most runs of 4 come from network-wide outages of
     two steps (some 190-205 sensors have one at the same step). A shorter run (3 points) also
     counts when at least ``network_share`` of all columns are on a straight line at each of its
     interior points: a step that every sensor misses (one in the METR-LA week, all 207 sensors)
