@@ -258,8 +258,8 @@ def fit(
         total, count = 0.0, 0
         for i in range(0, n, batch_size):
             idx = perm[i : i + batch_size]  # gather one batch at a time: no shuffled copy of the data
-            bx = tuple(x[idx] for x in xs)
-            by = tuple(y[idx] for y in ys)
+            bx = tuple(x.index_select(0, idx) for x in xs)  # = x[idx], about twice as fast on a CPU
+            by = tuple(y.index_select(0, idx) for y in ys)
             if augment is not None:
                 bx = tuple(augment(bx))
             if teacher is not None:
