@@ -103,3 +103,22 @@ def test_losses_and_metrics_skip_the_masked_labels():
     loss = kdlib.l1_loss(pred, tr.y)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(pred.grad).all() and (pred.grad[~valid] == 0).all()
+
+
+def test_fit_and_fit_stacked_train_on_nan_labels():
+    # NaN labels (filled stretches) pass fit's and fit_stacked's checks; the loss and the validation score skip them
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 12, 3, generator=g)
+    tod = torch.randint(0, kdlib.STEPS_PER_DAY, (64,), generator=g)
+    y = 50 + 5 * x.flip(1)
+    y[::3, 2:5, 1] = float("nan")
+    sc = kdlib.StandardScaler().fit(torch.tensor([40.0, 60.0]))
+    make = lambda: kdlib.STIDStudent(3, sc, hidden=8, layers=1, node_dim=2, tod_dim=2)
+    torch.manual_seed(0)
+    hist = kdlib.fit(make(), (x, tod), y, kdlib.l1_loss, epochs=2, batch_size=16, val_data=((x, tod), y),
+                     val_metric=kdlib.masked_mae, progress=False)
+    assert all(np.isfinite(hist.train_loss)) and np.isfinite(hist.best_score)
+    torch.manual_seed(0)
+    hists = kdlib.fit_stacked([make(), make()], (x, tod), y, kdlib.l1_loss, seeds=(0, 1), epochs=2, batch_size=16,
+                              val_data=((x, tod), y), val_metric=kdlib.masked_mae)
+    assert all(np.isfinite(h.train_loss).all() and np.isfinite(h.best_score) for h in hists)
