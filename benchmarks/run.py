@@ -186,14 +186,25 @@ def distillation(repeats: int) -> dict:
 # ---------------------------------------------------------------------------
 
 
+def _as_tuple(t: torch.Tensor | tuple) -> tuple:
+    return (t,) if isinstance(t, torch.Tensor) else tuple(t)
+
+
 def _head(t: torch.Tensor | tuple, n: int) -> torch.Tensor | tuple:
     return t[:n] if isinstance(t, torch.Tensor) else tuple(x[:n] for x in t)
 
 
 def stacked(repeats: int) -> dict:
-    """Wall time of K = 1, 5, 10, 20 seeds trained as one stacked model, and of one ``fit`` run (batch 64)."""
+    """Wall time of K = 1, 5, 10, 20 seeds trained as one stacked model, and of one ``fit`` run (batch 64).
+
+    Also what bounds K = 10: stacking removes per-step overhead (Python, dispatch, optimizer
+    bookkeeping), never the per-sample work, so 10 stacked copies cannot cost less than one copy
+    stepping on a 10x larger batch (the same number of operations, each on 10x the rows). The
+    *work floor* is the ratio of one Adam step at batch 640 to one at batch 64
+    (:func:`kdlib.training_step_seconds`).
+    """
     from kdlib import (MLP, STUDENT_SIZES, STIDStudent, fit, fit_stacked, l1_loss, load_metr_la_week, load_mnist,
-                       seeded_students, traffic_splits)
+                       seeded_students, traffic_splits, training_step_seconds)
 
     mnist = load_mnist()
     splits, scaler = traffic_splits(load_metr_la_week())
@@ -221,7 +232,10 @@ def stacked(repeats: int) -> dict:
         fit_stacked(seeded_students(make, [0, 1]), _head(x, 256), _head(y, 256), loss, seeds=[0, 1], **kw)  # warm-up
         t = _interleaved({"fit": one, **{str(k): partial(many, k) for k in STACK_SIZES}}, repeats)
         n = (x if isinstance(x, torch.Tensor) else x[0]).shape[0]
+        steps = {b: _median_time(lambda b=b: training_step_seconds(
+            make(), *(_as_tuple(_head(v, b)) for v in (x, y)), loss), repeats) for b in (64, 640)}
         out[name] = {"samples": n, "epochs": epochs, "one_seed_s": t["fit"], "goal": goal,
+                     "step_s_64": steps[64], "step_s_640": steps[640], "work_floor_10": steps[640] / steps[64],
                      "K": {k: {"seconds": t[str(k)], "seeds_per_s": k / t[str(k)], "over_one": t[str(k)] / t["fit"],
                                "over_sequential": t[str(k)] / (k * t["fit"])} for k in STACK_SIZES}}
     return out
@@ -358,6 +372,17 @@ def markdown(results: dict) -> str:
                 lines.append(f"| | {k}, stacked | {v['seconds']:.2f} | {v['seeds_per_s']:.2f} | {v['over_one']:.2f} | "
                              f"{v['over_sequential']:.2f} |")
         lines.append("")
+        floors = [(name, r) for name, r in results["stacked"].items() if "work_floor_10" in r]
+        if floors:
+            lines += ["What bounds stacking: stacking removes per-step overhead, not per-sample work, so 10 stacked "
+                      "copies cost at least what one copy costs stepping on a 10x larger batch (same operations, "
+                      "10x the rows each). One Adam step (`kdlib.training_step_seconds`):", "",
+                      "| student | step at batch 64 (ms) | step at batch 640 (ms) | floor for 10 seeds (x one seed) "
+                      "| measured 10 stacked |", "|---|---|---|---|---|"]
+            for name, r in floors:
+                lines.append(f"| {name} | {r['step_s_64'] * 1e3:.2f} | {r['step_s_640'] * 1e3:.2f} | "
+                             f"{r['work_floor_10']:.2f} | {r['K'][10]['over_one']:.2f} |")
+            lines.append("")
     if results.get("goals"):
         lines += ["**Goals**", "", "| ratio | measured | goal | |", "|---|---|---|---|", *results["goals"], ""]
     if "models" in results:
