@@ -34,7 +34,7 @@ from .metrics import MINUTES_PER_STEP, accuracy, errors, horizon_metrics
 from .stacked import fit_stacked, seeded_students
 from .train import History, fit, predict, seed_everything
 
-__all__: list[str] = ["Method", "StudentRuns", "classification_score", "forecast_score", "train_students", "parallel_map", "summarize", "gap_recovered", "paired_differences", "PairedCI", "paired_ci", "t_quantile", "epochs_to_target", "seconds_to_target"]
+__all__: list[str] = ["Method", "StudentRuns", "classification_score", "forecast_score", "train_students", "parallel_map", "summarize", "gap_recovered", "paired_differences", "PairedCI", "paired_ci", "welch_ci", "t_quantile", "epochs_to_target", "seconds_to_target"]
 
 
 @dataclass
@@ -357,6 +357,31 @@ def paired_ci(table: pd.DataFrame, baseline: str, method: str, value: str = "err
     half = t_quantile((1 + level) / 2, n - 1) * float(d.std(ddof=1)) / math.sqrt(n)
     m = float(d.mean())
     return PairedCI(m, m - half, m + half, n, level)
+
+
+def welch_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> PairedCI:
+    r"""Welch's confidence interval of ``mean(a) - mean(b)`` for two *independent* groups.
+
+    For runs that cannot be paired (two architectures: their seeds share nothing), with
+    sample variances :math:`s_a^2, s_b^2` (``ddof=1``) and sizes :math:`n_a, n_b`:
+
+    .. math::
+        \bar a - \bar b \pm t_{(1+\text{level})/2,\,\nu}\, \sqrt{s_a^2/n_a + s_b^2/n_b},\qquad
+        \nu = \frac{(s_a^2/n_a + s_b^2/n_b)^2}{\frac{(s_a^2/n_a)^2}{n_a - 1} + \frac{(s_b^2/n_b)^2}{n_b - 1}}
+
+    (the Welch-Satterthwaite degrees of freedom, not an integer in general). Returned as a
+    :class:`PairedCI` whose ``n`` is the smaller group's size. Needs two values per group.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if min(len(a), len(b)) < 2:
+        raise ValueError(f"welch_ci needs at least 2 values per group, got {len(a)} and {len(b)}")
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    m = float(a.mean() - b.mean())
+    if va + vb == 0:
+        return PairedCI(m, m, m, min(len(a), len(b)), level)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = t_quantile((1 + level) / 2, max(df, 1.0)) * math.sqrt(va + vb)
+    return PairedCI(m, m - half, m + half, min(len(a), len(b)), level)
 
 
 def epochs_to_target(scores: Sequence[float], target: float, higher_is_better: bool) -> int | None:

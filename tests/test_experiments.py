@@ -225,3 +225,19 @@ def test_paired_ci_by_hand():
     assert ci.excludes_zero and "95% CI, n=4" in str(ci)
     with pytest.raises(ValueError, match="at least 2"):
         kdlib.paired_ci(table[table.seed == 0], "scratch", "distilled")
+
+
+def test_welch_ci_against_pooled_t_and_tables():
+    # equal sizes and variances: Welch's df is 2(n - 1) and its interval is the pooled-variance t interval
+    a = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0])
+    b = a - 2.5  # same variance, mean lower by 2.5
+    ci = kdlib.welch_ci(a, b)
+    half = 2.1009 * np.sqrt(2 * a.var(ddof=1) / len(a))  # t_{0.975, 18} from a t table
+    assert (ci.mean, ci.n) == (pytest.approx(2.5), 10)
+    assert (ci.low, ci.high) == (pytest.approx(2.5 - half, abs=1e-3), pytest.approx(2.5 + half, abs=1e-3))
+    # unequal: s_a^2/n_a = 0.5, s_b^2/n_b = 4/3, df = 3.53 by hand: the t factor lies between t_{.975,4} and t_{.975,3}
+    ci = kdlib.welch_ci([1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 4.0, 6.0])
+    factor = (ci.high - ci.mean) / np.sqrt(0.5 + 4 / 3)
+    assert ci.mean == pytest.approx(-1.0) and 2.7764 < factor < 3.1824 and not ci.excludes_zero and ci.n == 3
+    with pytest.raises(ValueError, match="at least 2"):
+        kdlib.welch_ci([1.0], [2.0, 3.0])
