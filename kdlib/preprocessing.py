@@ -29,7 +29,7 @@ from torch import Tensor
 
 from .data import STEPS_PER_DAY, MetrLAWeek, load_metr_la_week
 
-__all__: list[str] = ["StandardScaler", "chronological_split", "sliding_windows", "TrafficWindows", "traffic_splits",
+__all__: list[str] = ["StandardScaler", "chronological_split", "chronological_halves", "sliding_windows", "TrafficWindows", "traffic_splits",
            "random_shift", "perturbed_copies", "with_transfer"]
 
 
@@ -96,6 +96,20 @@ def chronological_split(
         "val": range(n_train, n_train + n_val),
         "test": range(n_train + n_val, num_steps),
     }
+
+
+def chronological_halves(num_windows: int, span: int) -> tuple[Tensor, Tensor]:
+    """Indices of two blocks of consecutive windows, the earlier and the later half, sharing no time step.
+
+    Window ``w`` covers the steps ``[w, w + span)`` (``span = in_steps + out_steps``), so the
+    ``span - 1`` windows around the middle that overlap both halves are left out of either:
+    block 0 is ``[0, m)`` and block 1 ``[m + span - 1, num_windows)``, ``m = (num_windows - span + 1) // 2``.
+    A model trained on one block has seen no input and no label of the other (out-of-fold forecasts).
+    """
+    if span < 1 or num_windows < span + 1:
+        raise ValueError(f"need span >= 1 and more than span windows, got num_windows={num_windows}, span={span}")
+    m = (num_windows - span + 1) // 2
+    return torch.arange(0, m), torch.arange(m + span - 1, num_windows)
 
 
 def sliding_windows(series: Tensor, in_steps: int = 12, out_steps: int = 12) -> tuple[Tensor, Tensor]:

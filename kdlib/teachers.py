@@ -6,6 +6,7 @@ them on disk (see below). The same module regenerates the shipped checkpoints::
 
     python -m kdlib.teachers mnist-teacher     # SmallCNN on MNIST
     python -m kdlib.teachers metr-la-teacher   # graph teacher (ensemble) on the METR-LA week
+    python -m kdlib.teachers metr-la-fold-teachers   # two members, one per half of the training windows
     python -m kdlib.teachers --list
 
 Each recipe seeds everything, trains with :func:`kdlib.fit` on the CPU (or CUDA when
@@ -39,13 +40,14 @@ from .files import CHECKPOINT_DIR, cache_dir, load_checkpoint, save_checkpoint, 
 from .losses import l1_loss
 from .metrics import accuracy, errors, masked_mae
 from .models import DiffusionMLP, Ensemble, SmallCNN
-from .preprocessing import random_shift, traffic_splits
+from .preprocessing import chronological_halves, random_shift, traffic_splits
 from .profiling import training_step_seconds
 from .train import Tensors, _as_tuple, fit, predict, seed_everything
 
 __all__: list[str] = ["TEACHERS", "load_teacher", "cached_predict", "mnist_teacher_model", "metr_la_teacher_model",
            "train_mnist_teacher", "train_metr_la_teacher", "estimate_training_seconds",
-           "MNIST_TEACHER_TRAINING", "METR_LA_TEACHER", "METR_LA_TEACHER_TRAINING"]
+           "MNIST_TEACHER_TRAINING", "METR_LA_TEACHER", "METR_LA_TEACHER_TRAINING", "train_metr_la_fold_teachers",
+           "metr_la_fold_blocks", "fold_forecasts"]
 
 
 def mnist_teacher_model() -> SmallCNN:
@@ -100,31 +102,74 @@ def train_metr_la_teacher(seed: int = 0, members: int = METR_LA_TEACHER_TRAINING
     """Each member: seeded with ``seed + m``, L1 loss in mph, Adam (``lr``), batch 64, ``epochs``
     epochs on the training windows, weights of the best validation-MAE epoch restored. Labels and
     scores are :func:`kdlib.traffic_splits`' masked ones: filled stretches are NaN, left out."""
+    return _train_members("metr-la-teacher", [None] * members, seed, epochs, lr, progress)
+
+
+def _train_members(name: str, blocks: list[Tensor | None], seed: int, epochs: int, lr: float,
+                   progress: bool) -> Ensemble:
+    """One DiffusionMLP member per entry of ``blocks`` (indices of the training windows it sees; None: all)."""
     data = load_metr_la_week()
     splits, scaler = traffic_splits(data)
     train, val, test = splits["train"], splits["val"], splits["test"]
     trained = []
-    for m in range(members):
+    for m, block in enumerate(blocks):
         seed_everything(seed + m)
         member = DiffusionMLP(data.adj, scaler, **METR_LA_TEACHER)
-        hist = fit(member, train.inputs, train.y, l1_loss, epochs=epochs,
+        idx = block if block is not None else torch.arange(len(train))
+        hist = fit(member, tuple(t[idx] for t in train.inputs), train.y[idx], l1_loss, epochs=epochs,
                    batch_size=METR_LA_TEACHER_TRAINING["batch_size"], lr=lr,
                    val_data=(val.inputs, val.y), val_metric=masked_mae, seed=seed + m, progress=progress)
         pred = predict(member.cpu(), test.inputs)
-        print(f"member {m}: best epoch {hist.best_epoch + 1}/{epochs}, val MAE {hist.best_score:.4f}, "
-              f"test MAE@60min {masked_mae(pred[:, -1], test.y[:, -1]):.4f}, "
+        print(f"member {m} ({len(idx)} training windows): best epoch {hist.best_epoch + 1}/{epochs}, val MAE "
+              f"{hist.best_score:.4f}, test MAE@60min {masked_mae(pred[:, -1], test.y[:, -1]):.4f}, "
               f"{sum(hist.epoch_seconds):.0f} s", flush=True)
         trained.append(member)
     ensemble = Ensemble(trained)
     pred = predict(ensemble, test.inputs)
-    print("metr-la-teacher: test MAE at 15/30/60 min "
+    print(f"{name}: test MAE at 15/30/60 min "
           + " / ".join(f"{masked_mae(pred[:, h - 1], test.y[:, h - 1]):.4f}" for h in (3, 6, 12)))
     return ensemble
+
+
+def metr_la_fold_blocks() -> tuple[Tensor, Tensor]:
+    """The two blocks of training windows of the fold teachers: :func:`kdlib.chronological_halves`."""
+    train = traffic_splits(load_metr_la_week())[0]["train"]
+    return chronological_halves(len(train), train.x.shape[1] + train.y.shape[1])
+
+
+def train_metr_la_fold_teachers(seed: int = 0, epochs: int = METR_LA_TEACHER_TRAINING["epochs"],
+                                lr: float = METR_LA_TEACHER_TRAINING["lr"], progress: bool = True) -> Ensemble:
+    """Two teachers for out-of-fold forecasts: member ``f`` is one shipped-teacher member (same
+    architecture and schedule, seed ``seed + f``) trained only on block ``f`` of
+    :func:`metr_la_fold_blocks` (the earlier and the later half of the training windows, no time
+    step in common). :func:`fold_forecasts` then labels each block with the member that never saw it."""
+    return _train_members("metr-la-fold-teachers", list(metr_la_fold_blocks()), seed, epochs, lr, progress)
+
+
+def fold_forecasts(teachers: Ensemble, inputs: Tensors, blocks: tuple[Tensor, Tensor],
+                   out_of_fold: bool = True) -> Tensor:
+    """Forecasts for the windows of ``inputs`` from two members trained on ``blocks``, one each.
+
+    A window of block ``f`` is forecast by member ``1 - f`` (``out_of_fold=True``: a teacher that
+    never saw it) or by member ``f`` (``False``: in-sample, like a teacher labelling its own
+    training data); windows in neither block are NaN, so every kdlib loss skips them.
+    """
+    if len(teachers.members) != 2 or len(blocks) != 2:
+        raise ValueError(f"need two members and two blocks, got {len(teachers.members)} and {len(blocks)}")
+    x = _as_tuple(inputs)
+    out = None
+    for f, block in enumerate(blocks):
+        pred = predict(teachers.members[1 - f if out_of_fold else f], tuple(t[block] for t in x))
+        if out is None:
+            out = torch.full((x[0].shape[0], *pred.shape[1:]), float("nan"))
+        out[block] = pred
+    return out
 
 
 TEACHERS: dict[str, Callable[[], nn.Module]] = {
     "mnist-teacher": mnist_teacher_model,
     "metr-la-teacher": metr_la_teacher_model,
+    "metr-la-fold-teachers": metr_la_teacher_model,  # two members, one per block of training windows
 }
 """Name of a shipped checkpoint -> a builder of its (untrained) architecture."""
 
@@ -195,6 +240,7 @@ def cached_predict(
 RECIPES: dict[str, Callable[[], torch.nn.Module]] = {
     "mnist-teacher": train_mnist_teacher,
     "metr-la-teacher": train_metr_la_teacher,
+    "metr-la-fold-teachers": train_metr_la_fold_teachers,
 }
 
 def _mnist_teacher_steps(steps: int) -> tuple[float, int]:
@@ -218,9 +264,16 @@ def _metr_la_teacher_steps(steps: int) -> tuple[float, int]:
     return step, plan["members"] * plan["epochs"] * -(-train.x.shape[0] // bs)
 
 
+def _metr_la_fold_teachers_steps(steps: int) -> tuple[float, int]:
+    step, _ = _metr_la_teacher_steps(steps)
+    batches = sum(-(-len(b) // METR_LA_TEACHER_TRAINING["batch_size"]) for b in metr_la_fold_blocks())
+    return step, METR_LA_TEACHER_TRAINING["epochs"] * batches
+
+
 _STEP_TIMERS: dict[str, Callable[[int], tuple[float, int]]] = {
     "mnist-teacher": _mnist_teacher_steps,
     "metr-la-teacher": _metr_la_teacher_steps,
+    "metr-la-fold-teachers": _metr_la_fold_teachers_steps,
 }  # recipe name -> (seconds per training step, steps of the whole recipe)
 
 
