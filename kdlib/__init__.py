@@ -5,7 +5,7 @@ One concern per module, read in this order:
 ==================  ==============================================================
 ``files``           data, cache and checkpoint folders; SHA-256-verified downloads
 ``data``            the datasets (MNIST, the METR-LA week), in memory
-``preprocessing``   scaler, chronological split, windows, augmentation, transfer sets
+``preprocessing``   scaler, chronological split and halves, windows, sensor outages, augmentation, transfer sets
 ``models``          MNIST classifiers, traffic forecasters and their graph support
 ``baselines``       forecasting baselines (last value, historical average, linear)
 ``losses``          distillation losses, each a typed function with its formula
@@ -13,7 +13,7 @@ One concern per module, read in this order:
 ``train``           ``seed_everything``, ``fit``, ``predict``, optimiser recipes
 ``stacked``         ``fit_stacked``: K seeds of a small model trained at once
 ``experiments``     methods over seeds, tables, paired statistics
-``teachers``        ``load_teacher(name)``, cached teacher outputs, retraining CLI
+``teachers``        ``load_teacher(name)``, cached and out-of-fold teacher outputs, retraining CLI
 ``profiling``       parameters, FLOPs, latency, training-step time, break-even
 ``plots``           the book's recurring figures (imported as ``kdlib.plots``)
 ``exercises``       ``check_answer`` for the book's self-checking exercises

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from .data import STEPS_PER_DAY, MetrLAWeek, load_metr_la_week
 
-__all__: list[str] = ["StandardScaler", "chronological_split", "chronological_halves", "sliding_windows", "TrafficWindows", "traffic_splits",
+__all__: list[str] = ["StandardScaler", "chronological_split", "chronological_halves", "sensor_outages", "hide_outages", "sliding_windows", "TrafficWindows", "traffic_splits",
            "random_shift", "perturbed_copies", "with_transfer"]
 
 
@@ -212,6 +212,46 @@ def traffic_splits(
         y[w - r.start, ll - w - in_steps, jj] = float("nan")
         out[name] = TrafficWindows(x=x, tod=sod[start + in_steps - 1], y=y, start=start, steps=r, y_unmasked=y_raw)
     return out, scaler
+
+
+def sensor_outages(num_steps: int, num_nodes: int, rate: float, length: int, seed: int = 0) -> Tensor:
+    """A ``(num_steps, num_nodes)`` bool mask of simulated detector outages: True = reading lost.
+
+    Each sensor's steps are cut into consecutive blocks of ``length`` steps (72 = 6 hours at
+    5 minutes), and each block is lost with probability ``rate``, independently, as when a loop
+    detector goes dark for hours. Seeded: the same arguments give the same outages.
+    """
+    if not 0 <= rate <= 1 or length < 1:
+        raise ValueError(f"need 0 <= rate <= 1 and length >= 1, got rate={rate}, length={length}")
+    blocks = -(-num_steps // length)
+    lost = torch.rand(blocks, num_nodes, generator=torch.Generator().manual_seed(seed)) < rate
+    return lost.repeat_interleave(length, dim=0)[:num_steps]
+
+
+def hide_outages(windows: TrafficWindows, lost: Tensor, steps_per_day: int = STEPS_PER_DAY) -> TrafficWindows:
+    """The same windows with every reading of ``lost`` (``(len(windows.steps), N)``, over the
+    split's steps) taken away: NaN in the targets ``y`` (every kdlib loss and metric skips it), and
+    in the scaled inputs ``x`` the usual stand-in for a missing reading, the sensor's mean at that
+    time of day over the readings that survived (the sensor's mean where none did at that time, 0
+    where it has none at all). The stand-ins are computed from the windows' own surviving inputs:
+    no lost reading enters them.
+    """
+    i, o = windows.x.shape[1], windows.y.shape[1]
+    if lost.shape != (len(windows.steps), windows.x.shape[2]) or len(windows.steps) - i - o + 1 != len(windows):
+        raise ValueError(f"lost must be (split steps, sensors) = {(len(windows.steps), windows.x.shape[2])}, "
+                         f"got {tuple(lost.shape)}")
+    lost_x, lost_y = sliding_windows(lost, i, o)
+    # time of day of every input step; each step's reading once (as the first input step of a window)
+    tod_x = (windows.tod[:, None] - (i - 1) + torch.arange(i)) % steps_per_day  # (W, i)
+    seen = ~lost_x[:, 0]  # (W, N)
+    value = torch.where(seen, windows.x[:, 0], 0.0)
+    total = torch.zeros(steps_per_day, value.shape[1]).index_add_(0, tod_x[:, 0], value)
+    count = torch.zeros(steps_per_day, value.shape[1]).index_add_(0, tod_x[:, 0], seen.float())
+    sensor_mean = value.sum(0) / seen.sum(0).clamp(min=1)
+    profile = torch.where(count > 0, total / count.clamp(min=1), sensor_mean)  # (steps_per_day, N)
+    x = torch.where(lost_x, profile[tod_x], windows.x)
+    return TrafficWindows(x=x, tod=windows.tod, y=windows.y.masked_fill(lost_y, float("nan")),
+                          start=windows.start, steps=windows.steps, y_unmasked=windows.y_unmasked)
 
 
 # ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ them on disk (see below). The same module regenerates the shipped checkpoints::
     python -m kdlib.teachers mnist-teacher     # SmallCNN on MNIST
     python -m kdlib.teachers metr-la-teacher   # graph teacher (ensemble) on the METR-LA week
     python -m kdlib.teachers metr-la-fold-teachers   # two members, one per half of the training windows
+    python -m kdlib.teachers metr-la-outage-teacher  # one member trained under simulated sensor outages
     python -m kdlib.teachers --list
 
 Each recipe seeds everything, trains with :func:`kdlib.fit` on the CPU (or CUDA when
@@ -29,6 +30,7 @@ import platform
 from pathlib import Path
 import time
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -40,14 +42,15 @@ from .files import CHECKPOINT_DIR, cache_dir, load_checkpoint, save_checkpoint, 
 from .losses import l1_loss
 from .metrics import accuracy, errors, masked_mae
 from .models import DiffusionMLP, Ensemble, SmallCNN
-from .preprocessing import chronological_halves, random_shift, traffic_splits
+from .preprocessing import (TrafficWindows, chronological_halves, hide_outages, random_shift, sensor_outages,
+                            traffic_splits)
 from .profiling import training_step_seconds
 from .train import Tensors, _as_tuple, fit, predict, seed_everything
 
 __all__: list[str] = ["TEACHERS", "load_teacher", "cached_predict", "mnist_teacher_model", "metr_la_teacher_model",
            "train_mnist_teacher", "train_metr_la_teacher", "estimate_training_seconds",
            "MNIST_TEACHER_TRAINING", "METR_LA_TEACHER", "METR_LA_TEACHER_TRAINING", "train_metr_la_fold_teachers",
-           "metr_la_fold_blocks", "fold_forecasts"]
+           "metr_la_fold_blocks", "fold_forecasts", "METR_LA_OUTAGES", "metr_la_outages", "train_metr_la_outage_teacher"]
 
 
 def mnist_teacher_model() -> SmallCNN:
@@ -102,25 +105,25 @@ def train_metr_la_teacher(seed: int = 0, members: int = METR_LA_TEACHER_TRAINING
     """Each member: seeded with ``seed + m``, L1 loss in mph, Adam (``lr``), batch 64, ``epochs``
     epochs on the training windows, weights of the best validation-MAE epoch restored. Labels and
     scores are :func:`kdlib.traffic_splits`' masked ones: filled stretches are NaN, left out."""
-    return _train_members("metr-la-teacher", [None] * members, seed, epochs, lr, progress)
+    return _train_members("metr-la-teacher", [lambda train: train] * members, seed, epochs, lr, progress)
 
 
-def _train_members(name: str, blocks: list[Tensor | None], seed: int, epochs: int, lr: float,
-                   progress: bool) -> Ensemble:
-    """One DiffusionMLP member per entry of ``blocks`` (indices of the training windows it sees; None: all)."""
+def _train_members(name: str, views: list[Callable[[TrafficWindows], TrafficWindows]], seed: int, epochs: int,
+                   lr: float, progress: bool) -> Ensemble:
+    """One DiffusionMLP member per entry of ``views``: what of the training windows that member sees."""
     data = load_metr_la_week()
     splits, scaler = traffic_splits(data)
-    train, val, test = splits["train"], splits["val"], splits["test"]
+    val, test = splits["val"], splits["test"]
     trained = []
-    for m, block in enumerate(blocks):
+    for m, view in enumerate(views):
         seed_everything(seed + m)
         member = DiffusionMLP(data.adj, scaler, **METR_LA_TEACHER)
-        idx = block if block is not None else torch.arange(len(train))
-        hist = fit(member, tuple(t[idx] for t in train.inputs), train.y[idx], l1_loss, epochs=epochs,
+        train = view(splits["train"])
+        hist = fit(member, train.inputs, train.y, l1_loss, epochs=epochs,
                    batch_size=METR_LA_TEACHER_TRAINING["batch_size"], lr=lr,
                    val_data=(val.inputs, val.y), val_metric=masked_mae, seed=seed + m, progress=progress)
         pred = predict(member.cpu(), test.inputs)
-        print(f"member {m} ({len(idx)} training windows): best epoch {hist.best_epoch + 1}/{epochs}, val MAE "
+        print(f"member {m} ({len(train)} training windows): best epoch {hist.best_epoch + 1}/{epochs}, val MAE "
               f"{hist.best_score:.4f}, test MAE@60min {masked_mae(pred[:, -1], test.y[:, -1]):.4f}, "
               f"{sum(hist.epoch_seconds):.0f} s", flush=True)
         trained.append(member)
@@ -143,7 +146,31 @@ def train_metr_la_fold_teachers(seed: int = 0, epochs: int = METR_LA_TEACHER_TRA
     architecture and schedule, seed ``seed + f``) trained only on block ``f`` of
     :func:`metr_la_fold_blocks` (the earlier and the later half of the training windows, no time
     step in common). :func:`fold_forecasts` then labels each block with the member that never saw it."""
-    return _train_members("metr-la-fold-teachers", list(metr_la_fold_blocks()), seed, epochs, lr, progress)
+    return _train_members("metr-la-fold-teachers", [partial(_window_subset, block=b) for b in metr_la_fold_blocks()],
+                          seed, epochs, lr, progress)
+
+
+def _window_subset(train: TrafficWindows, block: Tensor) -> TrafficWindows:
+    return TrafficWindows(x=train.x[block], tod=train.tod[block], y=train.y[block], start=train.start[block],
+                          steps=train.steps)
+
+
+METR_LA_OUTAGES = dict(rate=0.6, length=72, seed=0)
+"""The simulated outages of the outage teacher (:func:`kdlib.sensor_outages` over the training steps):
+each sensor's 6-hour blocks lost with probability 0.6."""
+
+
+def metr_la_outages(train: TrafficWindows) -> Tensor:
+    """The lost readings of :data:`METR_LA_OUTAGES` over the training split's steps, ``(steps, sensors)``."""
+    return sensor_outages(len(train.steps), train.x.shape[2], **METR_LA_OUTAGES)
+
+
+def train_metr_la_outage_teacher(seed: int = 0, epochs: int = METR_LA_TEACHER_TRAINING["epochs"],
+                                 lr: float = METR_LA_TEACHER_TRAINING["lr"], progress: bool = True) -> Ensemble:
+    """One shipped-teacher member trained under :data:`METR_LA_OUTAGES`: it never sees a lost reading,
+    neither as a label (NaN, skipped) nor as an input (a time-of-day stand-in): :func:`kdlib.hide_outages`."""
+    return _train_members("metr-la-outage-teacher", [lambda train: hide_outages(train, metr_la_outages(train))],
+                          seed, epochs, lr, progress)
 
 
 def fold_forecasts(teachers: Ensemble, inputs: Tensors, blocks: tuple[Tensor, Tensor],
@@ -170,6 +197,7 @@ TEACHERS: dict[str, Callable[[], nn.Module]] = {
     "mnist-teacher": mnist_teacher_model,
     "metr-la-teacher": metr_la_teacher_model,
     "metr-la-fold-teachers": metr_la_teacher_model,  # two members, one per block of training windows
+    "metr-la-outage-teacher": partial(metr_la_teacher_model, members=1),  # trained under METR_LA_OUTAGES
 }
 """Name of a shipped checkpoint -> a builder of its (untrained) architecture."""
 
@@ -241,6 +269,7 @@ RECIPES: dict[str, Callable[[], torch.nn.Module]] = {
     "mnist-teacher": train_mnist_teacher,
     "metr-la-teacher": train_metr_la_teacher,
     "metr-la-fold-teachers": train_metr_la_fold_teachers,
+    "metr-la-outage-teacher": train_metr_la_outage_teacher,
 }
 
 def _mnist_teacher_steps(steps: int) -> tuple[float, int]:
@@ -270,10 +299,16 @@ def _metr_la_fold_teachers_steps(steps: int) -> tuple[float, int]:
     return step, METR_LA_TEACHER_TRAINING["epochs"] * batches
 
 
+def _metr_la_outage_teacher_steps(steps: int) -> tuple[float, int]:
+    step, total = _metr_la_teacher_steps(steps)
+    return step, total // METR_LA_TEACHER_TRAINING["members"]  # one member
+
+
 _STEP_TIMERS: dict[str, Callable[[int], tuple[float, int]]] = {
     "mnist-teacher": _mnist_teacher_steps,
     "metr-la-teacher": _metr_la_teacher_steps,
     "metr-la-fold-teachers": _metr_la_fold_teachers_steps,
+    "metr-la-outage-teacher": _metr_la_outage_teacher_steps,
 }  # recipe name -> (seconds per training step, steps of the whole recipe)
 
 
