@@ -186,6 +186,24 @@ def distillation(repeats: int) -> dict:
     r["gather_over_plain"] = r["gather_only_epoch_s"] / r["plain_epoch_s"]
     r["distill_over_plain_256"] = r["cached_256_epoch_s"] / r["plain_256_epoch_s"]
     r["per_batch_over_cached"] = r["per_batch_teacher_epoch_s"] / r["cached_epoch_s"]
+
+    # the profile of the overhead: the two losses alone, forward + backward on one batch of logits
+    z0, y0, v0 = torch.randn(64, 10), data.y_train[:64], cached[:64]
+
+    def loss_step(fn: Callable, n: int = 2000) -> Callable[[], float]:
+        def run() -> float:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn(z0.clone().requires_grad_(True)).backward()
+            return (time.perf_counter() - t0) / n
+        return run
+
+    r.update(_interleaved({"ce_step_s": loss_step(lambda z: F.cross_entropy(z, y0)),
+                           "kd_step_s": loss_step(lambda z: loss(z, y0, v0))}, repeats))
+    steps = -(-len(data.y_train) // 64)
+    r["steps_per_epoch"] = steps
+    r["soft_term_epoch_s"] = (r["kd_step_s"] - r["ce_step_s"]) * steps  # the loss's own share of an epoch
+    r["gather_epoch_s"] = r["gather_only_epoch_s"] - r["plain_epoch_s"]
     return r
 
 
@@ -371,6 +389,18 @@ def markdown(results: dict) -> str:
             f"{d['cached_256_epoch_s']:.2f} ({d['distill_over_plain_256']:.2f}x) |",
             "",
         ]
+        if "kd_step_s" in d:
+            extra = d["cached_epoch_s"] - d["plain_epoch_s"]
+            lines += [
+                f"Where the {extra:.2f} s of extra epoch time go: the loss alone, forward and backward on one batch "
+                f"of (64, 10) logits, takes {d['ce_step_s'] * 1e6:.0f} µs as cross-entropy and "
+                f"{d['kd_step_s'] * 1e6:.0f} µs as `kdlib.distillation_loss` (T = 4, alpha = 0.9): "
+                f"{d['soft_term_epoch_s']:.2f} s over the epoch's {d['steps_per_epoch']} steps. Gathering the teacher's "
+                f"outputs with each batch adds {d['gather_epoch_s']:.2f} s. Both are fixed per-step costs of a few small "
+                "tensor operations, not arithmetic, so they can only shrink with fewer steps (a larger batch) or "
+                "fewer operations per step.",
+                "",
+            ]
     if "stacked" in results:
         lines += [
             "**Many seeds at once** (`kdlib.fit_stacked`: K seeds as one stacked model, batch 64; "

@@ -34,7 +34,7 @@ from .metrics import MINUTES_PER_STEP, accuracy, errors, horizon_metrics
 from .stacked import fit_stacked, seeded_students
 from .train import History, fit, predict, seed_everything
 
-__all__: list[str] = ["Method", "StudentRuns", "classification_score", "forecast_score", "train_students", "parallel_map", "summarize", "gap_recovered", "paired_differences", "PairedCI", "paired_ci", "welch_ci", "t_quantile", "epochs_to_target", "seconds_to_target"]
+__all__: list[str] = ["Method", "StudentRuns", "classification_score", "forecast_score", "train_students", "parallel_map", "summarize", "gap_recovered", "paired_differences", "PairedCI", "paired_ci", "compare_arms", "welch_ci", "t_quantile", "epochs_to_target", "seconds_to_target"]
 
 
 @dataclass
@@ -335,6 +335,14 @@ class PairedCI:
     def excludes_zero(self) -> bool:
         return self.low > 0 or self.high < 0
 
+    @property
+    def verdict(self) -> str:
+        """``"gain"`` (the interval lies above 0), ``"loss"`` (below 0) or ``"no difference distinguishable"``.
+
+        For ``baseline - method`` of an error or MAE, "gain" means ``method`` scored lower.
+        """
+        return "gain" if self.low > 0 else "loss" if self.high < 0 else "no difference distinguishable"
+
     def __str__(self) -> str:
         return f"{self.mean:+.4f} [{self.low:+.4f}, {self.high:+.4f}] ({self.level:.0%} CI, n={self.n})"
 
@@ -357,6 +365,26 @@ def paired_ci(table: pd.DataFrame, baseline: str, method: str, value: str = "err
     half = t_quantile((1 + level) / 2, n - 1) * float(d.std(ddof=1)) / math.sqrt(n)
     m = float(d.mean())
     return PairedCI(m, m - half, m + half, n, level)
+
+
+def compare_arms(table: pd.DataFrame, baseline: str, method: str, columns: Sequence[str],
+                 level: float = 0.95) -> pd.DataFrame:
+    """Two arms over the same seeds, column by column: each arm's mean and std, and their paired difference.
+
+    One row per entry of ``columns`` (index ``column``), with the columns ``<baseline>``,
+    ``<baseline> std``, ``<method>``, ``<method> std`` (:func:`summarize`), ``difference``,
+    ``CI low``, ``CI high``, ``n`` (:func:`paired_ci` of ``baseline - method``), ``difference %``
+    (of the baseline's mean), ``verdict`` (:attr:`PairedCI.verdict`) and ``ci`` (the
+    :class:`PairedCI`). Several tables: ``pd.concat({name: compare_arms(t, ...) for ...}, names=[...])``.
+    """
+    rows = []
+    for c in columns:
+        s, ci = summarize(table, "method", c), paired_ci(table, baseline, method, value=c, level=level)
+        rows.append({"column": c, baseline: s.loc[baseline, "mean"], f"{baseline} std": s.loc[baseline, "std"],
+                     method: s.loc[method, "mean"], f"{method} std": s.loc[method, "std"], "difference": ci.mean,
+                     "CI low": ci.low, "CI high": ci.high, "n": ci.n,
+                     "difference %": 100 * ci.mean / s.loc[baseline, "mean"], "verdict": ci.verdict, "ci": ci})
+    return pd.DataFrame(rows).set_index("column")
 
 
 def welch_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> PairedCI:

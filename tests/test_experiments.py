@@ -227,6 +227,25 @@ def test_paired_ci_by_hand():
         kdlib.paired_ci(table[table.seed == 0], "scratch", "distilled")
 
 
+def test_compare_arms_by_hand():
+    import pandas as pd
+    scratch, distilled = np.array([10.0, 12.0, 11.0, 13.0]), np.array([9.0, 10.5, 10.0, 11.0])
+    table = pd.DataFrame({"seed": [0, 1, 2, 3] * 2, "method": ["scratch"] * 4 + ["distilled"] * 4,
+                          "mae": np.r_[scratch, distilled], "rmse": np.r_[scratch, scratch + 0.5]})
+    t = kdlib.compare_arms(table, "scratch", "distilled", ["mae", "rmse"])
+    assert list(t.index) == ["mae", "rmse"]
+    row = t.loc["mae"]
+    assert (row["scratch"], row["scratch std"]) == (pytest.approx(11.5), pytest.approx(scratch.std(ddof=1)))
+    assert (row["distilled"], row["distilled std"]) == (pytest.approx(10.125), pytest.approx(distilled.std(ddof=1)))
+    assert row["difference"] == pytest.approx(1.375) and row["difference %"] == pytest.approx(100 * 1.375 / 11.5)
+    assert row["ci"] == kdlib.paired_ci(table, "scratch", "distilled", value="mae") and row["verdict"] == "gain"
+    assert t.loc["rmse", "verdict"] == "loss" and t.loc["rmse", "n"] == 4  # distilled is 0.5 worse on every seed
+    same = table.assign(mae=np.r_[scratch, scratch + [1.0, -1.0, 0.5, -0.5]])
+    assert kdlib.compare_arms(same, "scratch", "distilled", ["mae"]).loc["mae", "verdict"] == "no difference distinguishable"
+    with pytest.raises(KeyError, match="teacher"):
+        kdlib.compare_arms(table, "scratch", "teacher", ["mae"])
+
+
 def test_welch_ci_against_pooled_t_and_tables():
     # equal sizes and variances: Welch's df is 2(n - 1) and its interval is the pooled-variance t interval
     a = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0])
