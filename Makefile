@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # The committed outputs were computed with torch's AVX2 CPU kernels; pin them so that an AVX-512 CPU
-# reproduces them (tests/conftest.py does the same for any pytest run).
+# reproduces them (conftest.py does the same for any pytest run).
 export ATEN_CPU_CAPABILITY ?= avx2
 export MKL_ENABLE_INSTRUCTIONS ?= AVX2
 export ONEDNN_MAX_CPU_ISA ?= AVX2

@@ -3,16 +3,8 @@
 import os
 from pathlib import Path
 
-# The committed notebook outputs were computed with torch's AVX2 CPU kernels. On a CPU with AVX-512,
-# torch, MKL and oneDNN would pick other kernels whose float sums round differently, and a training
-# run drifts from the committed one after a few hundred steps. Pin the AVX2 kernels (before torch is
-# imported, here and in every kernel nbval starts) so that nbval compares like with like; an explicit
-# setting in the environment wins.
-for _var, _isa in (("ATEN_CPU_CAPABILITY", "avx2"), ("MKL_ENABLE_INSTRUCTIONS", "AVX2"), ("ONEDNN_MAX_CPU_ISA", "AVX2")):
-    os.environ.setdefault(_var, _isa)
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if "KDLIB_DATA" not in os.environ and SHARED.is_dir():
