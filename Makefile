@@ -10,9 +10,11 @@ STAMP  := $(VENV)/.installed
 
 # The committed outputs were computed with torch's AVX2 CPU kernels; pin them so that an AVX-512 CPU
 # reproduces them (conftest.py does the same for any pytest run).
+ifneq ($(filter x86_64 amd64,$(shell uname -m)),)
 export ATEN_CPU_CAPABILITY ?= avx2
 export MKL_ENABLE_INSTRUCTIONS ?= AVX2
 export ONEDNN_MAX_CPU_ISA ?= AVX2
+endif
 
 .PHONY: setup book student-book test unit browser-check clean
 

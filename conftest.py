@@ -9,6 +9,8 @@ that it also applies to a single notebook, ``pytest book/part2/temperature.ipynb
 """
 
 import os
+import platform
 
-for _var, _isa in (("ATEN_CPU_CAPABILITY", "avx2"), ("MKL_ENABLE_INSTRUCTIONS", "AVX2"), ("ONEDNN_MAX_CPU_ISA", "AVX2")):
-    os.environ.setdefault(_var, _isa)
+if platform.machine().lower() in ("x86_64", "amd64"):  # elsewhere (ARM) these names mean nothing: torch would warn
+    for _var, _isa in (("ATEN_CPU_CAPABILITY", "avx2"), ("MKL_ENABLE_INSTRUCTIONS", "AVX2"), ("ONEDNN_MAX_CPU_ISA", "AVX2")):
+        os.environ.setdefault(_var, _isa)
