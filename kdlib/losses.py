@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from .metrics import _all_valid, valid_mask
 
-__all__: list[str] = ["softmax_t", "entropy", "logit_gradient", "kd_loss", "distillation_loss", "distillation_loss_cached", "logit_matching_loss", "HintLoss", "logit_distillation_loss", "HintDistillationLoss", "l1_loss", "output_distillation_loss", "huber_distillation_loss", "teacher_bounded_loss"]
+__all__: list[str] = ["softmax_t", "entropy", "logit_gradient", "kd_loss", "distillation_loss", "distillation_loss_cached", "logit_matching_loss", "HintLoss", "logit_distillation_loss", "HintDistillationLoss", "l1_loss", "output_distillation_loss", "huber_distillation_loss", "teacher_bounded_loss", "sensor_similarity", "relational_loss", "relational_distillation_loss"]
 
 
 def _check_temperature(T: float) -> None:
@@ -323,3 +323,67 @@ def teacher_bounded_loss(pred: Tensor, target: Tensor, teacher_pred: Tensor, mar
     e_t = (teacher_pred.detach() - target).abs() ** p
     bound = torch.where(e_s + margin > e_t, e_s, torch.zeros_like(e_s))
     return _mean(e_s, count) + nu * _mean(bound, count)
+
+
+def sensor_similarity(features: Tensor) -> Tensor:
+    r"""Cosine similarity of every two sensors' features, window by window: ``(B, N, d) -> (B, N, N)``.
+
+    .. math:: S_{ij} = \frac{h_i \cdot h_j}{\|h_i\|\,\|h_j\|}
+
+    For a graph teacher (features after its diffusion over the road graph) :math:`S` says which
+    sensors it sees as alike in this window: the relational knowledge :func:`relational_loss`
+    hands to a student. A sensor whose features are all zero is similar to none (its row is 0).
+    """
+    if features.dim() != 3:
+        raise ValueError(f"sensor_similarity expects per-sensor features (batch, sensors, width), got shape "
+                         f"{tuple(features.shape)}; call the model with return_features=True")
+    h = F.normalize(features, dim=-1, eps=1e-8)
+    return h @ h.transpose(1, 2)
+
+
+def relational_loss(student_features: Tensor, teacher_features: Tensor) -> Tensor:
+    r"""Relational distillation over the sensors: match the teacher's sensor-to-sensor similarities.
+
+    .. math:: \mathcal{L}_{rel} = \frac{1}{B N^2} \sum_b \big\| S(h_s^{(b)}) - S(h_t^{(b)}) \big\|_F^2
+
+    ``S`` is :func:`sensor_similarity`; the features are per sensor, ``(B, N, d_s)`` for the
+    student and ``(B, N, d_t)`` for the teacher (detached; any float dtype). The widths need not
+    agree: only relations between sensors are compared (similarity-preserving distillation, Tung
+    & Mori 2019, taken across the sensors of one window instead of the samples of a batch;
+    relational KD, Park et al. 2019). With row-normalised :math:`\hat H_s, \hat H_t` the
+    :math:`N \times N` matrices are never formed:
+    :math:`\|\hat H_s \hat H_s^\top - \hat H_t \hat H_t^\top\|_F^2 = \|\hat H_s^\top \hat H_s\|_F^2
+    - 2\|\hat H_s^\top \hat H_t\|_F^2 + \|\hat H_t^\top \hat H_t\|_F^2`, which costs
+    :math:`O(N d^2)` per window instead of :math:`O(N^2 d)`.
+    """
+    if student_features.dim() != 3 or teacher_features.dim() != 3 or student_features.shape[:2] != teacher_features.shape[:2]:
+        raise ValueError(f"relational_loss expects per-sensor features (batch, sensors, width) for the same windows "
+                         f"and sensors, got student {tuple(student_features.shape)} and teacher "
+                         f"{tuple(teacher_features.shape)}; call both models with return_features=True")
+    hs = F.normalize(student_features, dim=-1, eps=1e-8)
+    with torch.no_grad():
+        ht = F.normalize(teacher_features.detach().to(hs.dtype), dim=-1, eps=1e-8)
+        teacher_term = (ht.transpose(1, 2) @ ht).pow(2).sum()
+    gram = (hs.transpose(1, 2) @ hs).pow(2).sum() - 2 * (hs.transpose(1, 2) @ ht).pow(2).sum() + teacher_term
+    b, n = student_features.shape[:2]
+    return gram / (b * n * n)
+
+
+def relational_distillation_loss(output: tuple[Tensor, Tensor], *targets: Tensor, beta: float = 1.0,
+                                 base_loss: Callable[..., Tensor] = l1_loss) -> Tensor:
+    r"""A forecasting loss plus the relational term: :math:`\mathcal{L}_{base}(\hat y, \dots) + \beta\, \mathcal{L}_{rel}`.
+
+    ``output`` is the student's ``(forecast, features)`` (``forward_kwargs={"return_features":
+    True}``); ``targets`` are the base loss's targets followed by the teacher's per-sensor
+    features, e.g. ``(y, teacher_features)`` with the default :func:`l1_loss` on the labels
+    (masked like the metrics), the layout of :class:`HintDistillationLoss`. ``beta >= 0``
+    weights the relational term.
+    """
+    if not isinstance(output, tuple) or len(output) != 2:
+        raise ValueError("output must be (forecast, features): call the student with return_features=True")
+    if len(targets) < 2:
+        raise ValueError("targets must be the base loss's targets followed by the teacher's per-sensor features")
+    if not beta >= 0:
+        raise ValueError(f"beta weights the relational term and must be >= 0, got {beta}")
+    pred, features = output
+    return base_loss(pred, *targets[:-1]) + beta * relational_loss(features, targets[-1])
