@@ -15,13 +15,14 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from .experiments import PairedCI, paired_differences
 from .losses import entropy, softmax_t
 
 if TYPE_CHECKING:
     import ipywidgets
     from matplotlib.figure import Figure
 
-__all__: list[str] = ["softmax_bars", "heatmap", "mean_band", "frame_slider"]
+__all__: list[str] = ["softmax_bars", "heatmap", "mean_band", "paired_dots", "frame_slider"]
 
 
 def softmax_bars(
@@ -150,6 +151,20 @@ def mean_band(
     (line,) = ax.plot(xs, mean, label=label, color=color)
     ax.fill_between(xs, low, high, color=line.get_color(), alpha=alpha, linewidth=0)
     return mean, low, high
+
+
+def paired_dots(ax, table: pd.DataFrame, baseline: str, method: str, columns: Sequence[str],
+                cis: dict[str, PairedCI] | pd.Series) -> None:
+    """Per-seed paired differences ``baseline - method``, one group of dots per column, each with
+    the mean and its 95 % interval (``cis[column]``, e.g. the ``ci`` column of
+    :func:`kdlib.compare_arms`) as a black square and bar beside it; a line at zero."""
+    for i, c in enumerate(columns):
+        d = paired_differences(table, baseline, method, c)
+        ci = cis[c]
+        ax.plot(i + np.linspace(-0.15, 0.15, len(d)), d.values, "o", color="C0", alpha=0.6, ms=4)
+        ax.errorbar(i + 0.3, ci.mean, yerr=[[ci.mean - ci.low], [ci.high - ci.mean]], fmt="s", color="black", capsize=4)
+    ax.axhline(0, color="0.3", lw=0.8)
+    ax.set_xticks(range(len(columns)), [c.replace("MAE ", "") for c in columns])
 
 
 def _png(fig, dpi: int, colors: int | None) -> bytes:

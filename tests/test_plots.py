@@ -131,3 +131,20 @@ def test_frame_slider_bad_input():
     with pytest.raises(ValueError, match="one frame per value"):
         frame_slider([], [])
     plt.close("all")
+
+
+def test_paired_dots_draws_each_seed_and_interval():
+    import pandas as pd
+
+    import kdlib
+    from kdlib.plots import paired_dots
+
+    table = pd.DataFrame({"seed": [0, 0, 1, 1, 2, 2], "method": ["a", "b"] * 3,
+                          "e1": [5.0, 4.0, 6.0, 5.5, 5.0, 4.5], "e2": [1.0, 1.0, 2.0, 1.0, 3.0, 2.0]})
+    cis = {c: kdlib.paired_ci(table, "a", "b", c) for c in ("e1", "e2")}
+    fig, ax = plt.subplots()
+    paired_dots(ax, table, "a", "b", ["e1", "e2"], cis)
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert [list(d.get_ydata()) for d in dots] == [[1.0, 0.5, 0.5], [0.0, 1.0, 1.0]]
+    assert len(ax.containers) == 2 and ax.containers[0][0].get_ydata()[0] == pytest.approx(cis["e1"].mean)
+    plt.close(fig)
