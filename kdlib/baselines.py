@@ -1,8 +1,10 @@
-r"""Forecasting baselines that need no training loop: last value, historical average, linear.
+r"""Forecasting baselines: last value, historical average, linear.
 
-All three follow the traffic models' conventions (inputs ``x`` scaled, ``(W, in_steps, N)``;
-``tod`` the step of day of the last input step; forecasts in mph, ``(W, out_steps, N)``),
-so the same metrics and tables apply to them.
+One interface, the traffic models': each is an ``nn.Module`` whose ``forward(x, tod)`` takes
+scaled inputs ``x`` ``(W, in_steps, N)`` and the step of day ``tod`` ``(W,)`` of the last input
+step, and returns forecasts in mph ``(W, out_steps, N)``; ``fit(...)`` (where there is
+something to fit, on the training split only) returns the module. So :func:`kdlib.predict`,
+the metrics, :func:`kdlib.horizon_table` and :func:`kdlib.compare` take them like any model.
 """
 
 from __future__ import annotations
@@ -11,40 +13,48 @@ import torch
 from torch import Tensor, nn
 
 from .data import STEPS_PER_DAY
+from .models import _OutputScale
 from .preprocessing import StandardScaler
 
-__all__: list[str] = ["last_value_forecast", "HistoricalAverage", "LinearForecaster"]
+__all__: list[str] = ["LastValue", "HistoricalAverage", "LinearForecaster"]
 
 
-def last_value_forecast(x: Tensor, scaler: StandardScaler, out_steps: int = 12) -> Tensor:
+def _check_windows(x: Tensor, in_steps: int | None = None) -> None:
+    if x.dim() != 3 or (in_steps is not None and x.shape[1] != in_steps):
+        raise ValueError(f"x must have shape (windows, {in_steps or 'in_steps'}, sensors), got {tuple(x.shape)}")
+
+
+class LastValue(nn.Module):
     r"""Persistence: every future step equals the last observed speed, :math:`\hat y_{t+h} = y_t`.
 
-    Args:
-        x: ``(W, in_steps, N)`` scaled inputs (``scaler`` undoes the scaling).
-    Returns:
-        ``(W, out_steps, N)`` forecasts in mph.
+    ``scaler`` (the one the inputs were scaled with) turns the last input back into mph.
     """
-    if x.dim() != 3:
-        raise ValueError(f"x must have shape (windows, in_steps, sensors), got {tuple(x.shape)}")
-    last = scaler.inverse_transform(x[:, -1:, :])
-    return last.expand(-1, out_steps, -1).clone()
+
+    def __init__(self, scaler: StandardScaler, out_steps: int = 12) -> None:
+        super().__init__()
+        self.scaler, self.out_steps = scaler, out_steps
+
+    def forward(self, x: Tensor, tod: Tensor | None = None) -> Tensor:
+        _check_windows(x)
+        return self.scaler.inverse_transform(x[:, -1:, :]).expand(-1, self.out_steps, -1).clone()
 
 
-class HistoricalAverage:
-    r"""Mean speed per sensor and step of day, from the training split only.
+class HistoricalAverage(nn.Module):
+    r"""Mean speed per sensor and step of day, from the training split only; the current traffic is ignored.
 
     .. math::
         \mathrm{HA}[s, n] = \frac{1}{|\{t : \mathrm{sod}(t) = s\}|} \sum_{t:\, \mathrm{sod}(t) = s} v_{t, n},
         \qquad \hat y_{h, n} = \mathrm{HA}[(\tau + h) \bmod 288,\, n]
 
-    where :math:`\tau` is the step of day of a window's last input step. A step of day
-    that never occurs in the training data falls back to the sensor's overall mean.
-    NaN speeds (missing, e.g. ``MetrLAWeek.observed_speed``) are left out of both means.
+    where :math:`\tau` is the step of day of a window's last input step. A step of day that never
+    occurs in the training data falls back to the sensor's overall mean. NaN speeds (missing, e.g.
+    ``MetrLAWeek.observed_speed``) are left out of both means.
     """
 
-    def __init__(self, steps_per_day: int = STEPS_PER_DAY) -> None:
-        self.steps_per_day = steps_per_day
-        self.table: Tensor | None = None
+    def __init__(self, steps_per_day: int = STEPS_PER_DAY, out_steps: int = 12) -> None:
+        super().__init__()
+        self.steps_per_day, self.out_steps = steps_per_day, out_steps
+        self.table: Tensor | None = None  # (steps_per_day, N) after fit
 
     def fit(self, speed: Tensor, step_of_day: Tensor) -> "HistoricalAverage":
         """``speed``: ``(T, N)`` mph of the training split; ``step_of_day``: ``(T,)`` int in 0..steps_per_day-1."""
@@ -64,37 +74,34 @@ class HistoricalAverage:
         self.table = torch.where(counts > 0, sums / counts.clamp_min(1), overall).float()
         return self
 
-    def predict(self, tod: Tensor, out_steps: int = 12) -> Tensor:
-        """Forecasts ``(W, out_steps, N)`` for windows whose last input step has step of day ``tod`` ``(W,)``."""
+    def forward(self, x: Tensor, tod: Tensor) -> Tensor:
         if self.table is None:
             raise RuntimeError("HistoricalAverage is not fitted: call .fit(train_speed, train_step_of_day) first")
-        steps = (tod.long()[:, None] + torch.arange(1, out_steps + 1)) % self.steps_per_day
+        _check_windows(x)
+        steps = (tod.long()[:, None] + torch.arange(1, self.out_steps + 1)) % self.steps_per_day
         return self.table[steps]
 
 
 class LinearForecaster(nn.Module):
     r"""One linear map from a sensor's own ``in_steps`` scaled speeds to its ``out_steps`` future ones.
 
-    :math:`\hat z = W^\top x + b`, shared by all sensors, fitted in closed form by ridge
-    regression on scaled values (:meth:`fit_least_squares`):
+    :math:`\hat z = W^\top x + b`, shared by all sensors, fitted in closed form by ridge regression
+    on scaled values, one row per (window, sensor):
 
     .. math::
         [W; b] = (\tilde X^\top \tilde X + \lambda I)^{-1} \tilde X^\top Z, \qquad \tilde X = [X, \mathbf 1]
 
-    with one row per (window, sensor). ``forward(x, tod)`` has the traffic models'
-    signature (``tod`` unused) and returns mph; features: the sensor's input history.
+    ``forward(x, tod)`` ignores ``tod``; its features (``return_features=True``) are the inputs.
     """
 
     def __init__(self, scaler: StandardScaler | None = None, in_steps: int = 12, out_steps: int = 12) -> None:
         super().__init__()
-        from .models import _OutputScale
-
         self.in_steps, self.out_steps = in_steps, out_steps
         self.linear = nn.Linear(in_steps, out_steps)
         self.scale = _OutputScale(scaler)
 
     @torch.no_grad()
-    def fit_least_squares(self, x: Tensor, y: Tensor, ridge: float = 1e-3) -> "LinearForecaster":
+    def fit(self, x: Tensor, y: Tensor, ridge: float = 1e-3) -> "LinearForecaster":
         """Fit on scaled inputs ``x`` ``(W, in_steps, N)`` and mph targets ``y`` ``(W, out_steps, N)``.
 
         A NaN target (missing) leaves its row out of that output step's regression only.
@@ -119,8 +126,7 @@ class LinearForecaster(nn.Module):
         return self.eval()
 
     def forward(self, x: Tensor, tod: Tensor | None = None, return_features: bool = False):
-        if x.dim() != 3 or x.shape[1] != self.in_steps:
-            raise ValueError(f"x must have shape (batch, {self.in_steps}, sensors), got {tuple(x.shape)}")
+        _check_windows(x, self.in_steps)
         h = x.transpose(1, 2)
         out = self.scale(self.linear(h).transpose(1, 2))
         return (out, h) if return_features else out

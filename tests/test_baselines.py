@@ -5,14 +5,14 @@ import pytest
 import torch
 
 import kdlib
-from kdlib import HistoricalAverage, LinearForecaster, last_value_forecast
+from kdlib import HistoricalAverage, LastValue, LinearForecaster
 
 
 def test_last_value_repeats_the_last_input_in_mph():
     sc = kdlib.StandardScaler().fit(torch.tensor([50.0, 70.0]))  # mean 60, std 10 (population or sample)
     x = torch.zeros(2, 12, 3)
     x[:, -1] = torch.tensor([1.0, -1.0, 0.5])
-    out = last_value_forecast(x, sc, out_steps=4)
+    out = LastValue(sc, out_steps=4)(x)
     assert out.shape == (2, 4, 3)
     expected = sc.inverse_transform(torch.tensor([1.0, -1.0, 0.5]))
     torch.testing.assert_close(out[1, 3], expected)
@@ -22,10 +22,10 @@ def test_historical_average_by_hand():
     # 2 "days" of 3 steps, 2 sensors: table = mean of the two days at each step of day
     speed = torch.tensor([[10.0, 1], [20, 2], [30, 3], [12, 5], [22, 6], [32, 7]])
     sod = torch.tensor([0, 1, 2, 0, 1, 2])
-    ha = HistoricalAverage(steps_per_day=3).fit(speed, sod)
+    ha = HistoricalAverage(steps_per_day=3, out_steps=4).fit(speed, sod)
     torch.testing.assert_close(ha.table, torch.tensor([[11.0, 3], [21, 4], [31, 5]]))
     # last input at step 2 -> forecasts for steps 0, 1, 2, 0
-    out = ha.predict(torch.tensor([2]), out_steps=4)
+    out = ha(torch.zeros(1, 12, 2), torch.tensor([2]))
     torch.testing.assert_close(out[0, :, 0], torch.tensor([11.0, 21, 31, 11]))
 
 
@@ -33,7 +33,7 @@ def test_historical_average_falls_back_and_rejects_bad_input():
     ha = HistoricalAverage(steps_per_day=4).fit(torch.tensor([[2.0], [4.0]]), torch.tensor([0, 1]))
     torch.testing.assert_close(ha.table[:, 0], torch.tensor([2.0, 4.0, 3.0, 3.0]))
     with pytest.raises(RuntimeError, match="not fitted"):
-        HistoricalAverage().predict(torch.tensor([0]))
+        HistoricalAverage()(torch.zeros(1, 12, 1), torch.tensor([0]))
     with pytest.raises(ValueError, match="step_of_day must lie"):
         HistoricalAverage(steps_per_day=4).fit(torch.ones(2, 1), torch.tensor([0, 4]))
 
@@ -43,7 +43,7 @@ def test_linear_forecaster_matches_numpy_least_squares():
     x = torch.randn(50, 12, 4, generator=g)
     y = 60 + 5 * torch.randn(50, 12, 4, generator=g)
     sc = kdlib.StandardScaler().fit(y)
-    model = LinearForecaster(sc).fit_least_squares(x, y, ridge=0.0)
+    model = LinearForecaster(sc).fit(x, y, ridge=0.0)
     xs = x.transpose(1, 2).reshape(-1, 12).double().numpy()
     zs = ((y - sc.mean) / sc.std).transpose(1, 2).reshape(-1, 12).double().numpy()
     coef, *_ = np.linalg.lstsq(np.hstack([xs, np.ones((len(xs), 1))]), zs, rcond=None)
@@ -60,6 +60,19 @@ def test_horizon_table():
     assert t.loc["plus2", "MAE 15min"] == pytest.approx(2.0)
     assert t.loc["plus2", "RMSE 60min"] == pytest.approx(2.0)
     assert t.loc["plus2", "MAPE 60min"] == pytest.approx(4.0)
+
+
+def test_baselines_share_the_models_interface():
+    sc = kdlib.StandardScaler().fit(torch.tensor([50.0, 70.0]))
+    x, tod = torch.randn(5, 12, 3), torch.tensor([0, 5, 100, 286, 287])
+    ha = HistoricalAverage(out_steps=12).fit(60 + torch.randn(288, 3), torch.arange(288))
+    for model in (LastValue(sc), ha, LinearForecaster(sc)):
+        assert isinstance(model, torch.nn.Module)
+        out = kdlib.predict(model, (x, tod), batch_size=2)  # batched like any model
+        assert out.shape == (5, 12, 3)
+        torch.testing.assert_close(out, model(x, tod))
+        with pytest.raises(ValueError, match="shape"):
+            model(torch.zeros(5, 12), tod)
 
 
 def test_perturbed_copies_and_with_transfer():
@@ -93,7 +106,7 @@ def test_baselines_leave_nan_targets_out():
     y = 60 + 5 * torch.randn(40, 12, 3, generator=g)
     y[torch.rand(y.shape, generator=g) < 0.2] = float("nan")
     sc = kdlib.StandardScaler().fit(torch.tensor([50.0, 70.0]))
-    model = LinearForecaster(sc).fit_least_squares(x, y, ridge=0.0)
+    model = LinearForecaster(sc).fit(x, y, ridge=0.0)
     xs = np.hstack([x.transpose(1, 2).reshape(-1, 12).double().numpy(), np.ones((120, 1))])
     zs = ((y - sc.mean) / sc.std).transpose(1, 2).reshape(-1, 12).double().numpy()
     for h in range(12):
