@@ -7,7 +7,7 @@ One concern per module, read in this order:
 ``data``            the datasets (MNIST, the METR-LA week), in memory
 ``preprocessing``   scaler, chronological split and halves, windows, sensor outages, augmentation, transfer sets
 ``models``          MNIST classifiers, traffic forecasters and their graph support
-``baselines``       forecasting baselines (last value, historical average, linear)
+``baselines``       forecasting baselines (last value, historical average, linear), as models
 ``losses``          distillation losses, each a typed function with its formula
 ``metrics``         accuracy, errors, masked MAE/RMSE/MAPE, horizon tables
 ``train``           ``seed_everything``, ``fit``, ``predict``, optimiser recipes
@@ -38,6 +38,6 @@ from .stacked import *  # noqa: F403
 from .teachers import *  # noqa: F403
 from .train import *  # noqa: F403
 
-__all__: list[str] = [name for m in (baselines, data, experiments, files, losses, metrics, models, preprocessing, profiling,
-                          stacked, teachers, train) for name in m.__all__]
+__all__: list[str] = [name for m in (baselines, data, exercises, experiments, files, losses, metrics, models, preprocessing,
+                          profiling, stacked, teachers, train) for name in m.__all__]
 __version__ = "0.2.0"

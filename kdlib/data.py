@@ -1,20 +1,12 @@
 """The book's datasets, held in memory: MNIST and the first week of METR-LA (T-GCN's Los-loop release).
 
-Where the files live
---------------------
-Every loader reads from one *data directory*:
-
-* the environment variable ``KDLIB_DATA`` when it is set (CI and the tests set it
-  to the read-only copy in ``../shared/data``);
-* otherwise ``<repository>/data`` when kdlib runs from a checkout (git-ignored);
-* otherwise ``~/.cache/kdlib`` (kdlib installed from a wheel, e.g. on Colab).
-
-A missing file is downloaded from its canonical URL when the machine is online.
-Offline, the loader raises :class:`FileNotFoundError` naming the file, the URL and
-the variable to set. Every file is checked against its SHA-256 (``MNIST_FILES``,
-``METR_LA_FILES``) before it is parsed; a mismatch raises :class:`ValueError` naming
-the file, both hashes and the fix. The loaders never write next to files that already exist, so a
-read-only data directory works as long as it is complete.
+Every loader reads from :func:`kdlib.data_dir`: ``$KDLIB_DATA`` when set (CI and the tests set it
+to the read-only ``../shared/data``), else ``<repository>/data`` in a checkout (git-ignored), else
+``~/.cache/kdlib`` (installed from a wheel, e.g. on Colab). A missing file is downloaded when online;
+offline, :class:`FileNotFoundError` names the file, the URL and the variable to set. Every file is
+checked against its SHA-256 (``MNIST_FILES``, ``METR_LA_FILES``) before it is parsed; a mismatch
+raises :class:`ValueError` naming the file, both hashes and the fix. Nothing is written next to
+existing files, so a complete read-only data directory works.
 
 Scaling, windows and splits live in :mod:`kdlib.preprocessing`.
 """
@@ -33,13 +25,11 @@ from torch import Tensor
 
 from .files import data_dir, fetch
 
-__all__: list[str] = ["STEPS_PER_DAY", "MNIST_VAL_SIZE", "MNIST", "load_mnist", "MetrLAWeek", "load_metr_la_week", "metr_la_file",
-                      "straight_runs", "observed_mask", "FILLED_MIN_POINTS", "FILLED_ATOL",
+__all__: list[str] = ["STEPS_PER_DAY", "MNIST_VAL_SIZE", "MNIST", "load_mnist", "MetrLAWeek", "load_metr_la_week",
+                      "metr_la_file", "straight_runs", "observed_mask", "FILLED_MIN_POINTS", "FILLED_ATOL",
                       "FILLED_NETWORK_SHARE"]
 
-# ---------------------------------------------------------------------------
-# MNIST
-# ---------------------------------------------------------------------------
+# --- MNIST ------------------------------------------------------------------
 
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 MNIST_FILES: dict[str, str] = {  # the raw IDX files in <data>/MNIST/raw (downloaded as MNIST_URL + name + ".gz")
@@ -48,8 +38,6 @@ MNIST_FILES: dict[str, str] = {  # the raw IDX files in <data>/MNIST/raw (downlo
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
-
-
 MNIST_VAL_SIZE = 5_000  # the last images of MNIST's training file, held out for every choice the book makes
 
 
@@ -57,20 +45,16 @@ MNIST_VAL_SIZE = 5_000  # the last images of MNIST's training file, held out for
 class MNIST:
     """MNIST as in-memory float tensors in three splits, normalised with training-split statistics.
 
-    Facts: MNIST's 60,000 training images are split into 55,000 for training (the first
-    ones in the file) and a validation split of ``MNIST_VAL_SIZE`` = 5,000 (the last ones);
-    the 10,000 test images stay untouched until a setting is frozen. 28x28 grey pixels,
-    10 classes; pixels are scaled to [0, 1] and then standardised with the training
-    split's mean (~0.1307) and std (~0.3081), computed here, not hard-coded. The shipped
-    teacher was trained on the 55,000 training images only.
+    Facts: 28x28 grey pixels, 10 classes. MNIST's 60,000 training images are split into 55,000
+    for training (the first in the file; the shipped teacher saw only these) and
+    ``MNIST_VAL_SIZE`` = 5,000 for validation (the last); the 10,000 test images stay untouched
+    until a setting is frozen. Pixels are scaled to [0, 1], then standardised with the training
+    split's mean (~0.1307) and std (~0.3081), computed here, not hard-coded.
 
     Attributes:
-        x_train: ``(55000, 1, 28, 28)`` float32.
-        y_train: ``(55000,)`` int64 labels 0-9.
-        x_val: ``(5000, 1, 28, 28)`` float32: choose hyperparameters, epochs and methods here.
-        y_val: ``(5000,)`` int64.
-        x_test: ``(10000, 1, 28, 28)`` float32: read once the choices are frozen.
-        y_test: ``(10000,)`` int64.
+        x_train, y_train: ``(55000, 1, 28, 28)`` float32, ``(55000,)`` int64 labels 0-9.
+        x_val, y_val: 5,000 of each: choose hyperparameters, epochs and methods here.
+        x_test, y_test: 10,000 of each: read once the choices are frozen.
         mean, std: the training-split pixel statistics used for normalisation.
     """
 
@@ -109,19 +93,14 @@ def _mnist_cached(root: str) -> MNIST:
 
 
 def load_mnist() -> MNIST:
-    """Load MNIST from ``data_dir()`` (downloading it once if absent and online).
+    """Load MNIST from ``data_dir()/MNIST/raw`` (torchvision's layout; downloaded once if absent and online).
 
-    The four raw IDX files (``<data>/MNIST/raw``, the layout ``torchvision.datasets.MNIST``
-    uses) are SHA-256-checked, then turned once into normalised float tensors, cached for
-    the life of the process (~220 MB). ``x_train``/``x_val`` are views of one tensor, so
-    the split costs no memory.
+    Cached for the life of the process (~220 MB); ``x_train``/``x_val`` are views of one tensor.
     """
     return _mnist_cached(str(data_dir()))
 
 
-# ---------------------------------------------------------------------------
-# METR-LA, first week
-# ---------------------------------------------------------------------------
+# --- METR-LA, first week ----------------------------------------------------
 
 _TGCN = "https://raw.githubusercontent.com/lehaifeng/T-GCN/master/data/"
 _DCRNN = "https://raw.githubusercontent.com/liyaguang/DCRNN/master/data/sensor_graph/"
@@ -129,14 +108,12 @@ METR_LA_FILES: dict[str, tuple[str, str]] = {
     "los_speed.csv": (_TGCN + "los_speed.csv", "7b732d86ae32b2930595becba28aff39dacbfb2197e250fc0332e1744ce2cbf4"),
     "los_adj.csv": (_TGCN + "los_adj.csv", "7a6eb41e10677992b5af50f5ab187c6c05c5c3a92cb973950cfddbf857361e76"),
     "adj_mx.pkl": (_DCRNN + "adj_mx.pkl", "a35687c6e15aa228dc45027b0ed2a0ea0f4ec78f573deb992c595092d12f61b3"),
-    "graph_sensor_ids.txt": (_DCRNN + "graph_sensor_ids.txt", "3ba026caa2e6263ab0ea54b0fa1b125dbfa7216544cd05313b555e826292b990"),
-    "graph_sensor_locations.csv": (
-        _DCRNN + "graph_sensor_locations.csv",
-        "eb8ea96e07358b45d0e4ba3b89c2673fa20c54af50150249e627389e749ade6f",
-    ),
+    "graph_sensor_ids.txt": (_DCRNN + "graph_sensor_ids.txt",
+                             "3ba026caa2e6263ab0ea54b0fa1b125dbfa7216544cd05313b555e826292b990"),
+    "graph_sensor_locations.csv": (_DCRNN + "graph_sensor_locations.csv",
+                                   "eb8ea96e07358b45d0e4ba3b89c2673fa20c54af50150249e627389e749ade6f"),
 }
 STEPS_PER_DAY = 288  # 5-minute steps
-
 
 FILLED_ATOL = 1e-4
 """mph: largest ``|x[t-1] - 2 x[t] + x[t+1]|`` that counts as "on one straight line" (see :func:`straight_runs`)."""
@@ -144,37 +121,31 @@ FILLED_ATOL = 1e-4
 FILLED_MIN_POINTS = 4
 """Fewest consecutive collinear points that :func:`straight_runs` treats as a filled stretch (see there)."""
 
-
 FILLED_NETWORK_SHARE = 0.5
-"""Share of the columns that makes a shorter straight run count when they all have one at that step (see :func:`straight_runs`)."""
+"""Share of the columns that makes a shorter straight run count when they all have one at that step (see there)."""
 
 
 def straight_runs(series: Tensor | np.ndarray, min_points: int = FILLED_MIN_POINTS, atol: float = FILLED_ATOL,
                   network_share: float | None = FILLED_NETWORK_SHARE) -> np.ndarray:
     r"""Maximal runs of ``>= min_points`` consecutive points of one column that lie on one straight line.
 
-    Point ``t`` of column ``j`` continues the line of its neighbours when the second difference
-    is zero up to ``atol``:
+    A run ``first..last`` (``last - first + 1`` points) is a maximal stretch whose every interior
+    point ``first < t < last`` has a second difference of zero up to ``atol``:
 
     .. math::
-        |x_{t-1,j} - 2 x_{t,j} + x_{t+1,j}| \le \mathrm{atol},
+        |x_{t-1,j} - 2 x_{t,j} + x_{t+1,j}| \le \mathrm{atol}.
 
-    and a run ``first..last`` is a maximal stretch whose every interior point ``first < t < last``
-    does so (``last - first + 1`` points). A constant (stuck) stretch is the special case of slope 0.
-
-    Why these defaults, on ``los_speed.csv`` (the METR-LA week): the CSV holds 8 decimals, and
-    in float32 the second difference of exactly collinear points is at most ~1.2e-5 mph off zero,
-    while the smallest non-zero second difference of the float64 CSV values is ~2.0e-3 mph;
-    ``atol = 1e-4`` sits in that gap. The minimum length comes from a chance model: random
-    walks of each sensor's measured 5-minute changes (those outside any collinear triple, drawn
-    with replacement) give about 1,180 runs of 3 collinear points over the week, about 7 runs of
-    4 and fewer than 0.5 runs of 5 or more, against 1582, 1850 and 789 in the data. Runs of 3 are
-    thus mostly chance; runs of 4 or more are more than 99 % not. Most runs of 4 come from network-wide outages of
-    two steps (some 190-205 sensors have one at the same step). A shorter run (3 points) also
-    counts when at least ``network_share`` of all columns are on a straight line at each of its
-    interior points: a step that every sensor misses (one in the METR-LA week, all 207 sensors)
+    A constant (stuck) stretch is the case of slope 0. The defaults, on ``los_speed.csv`` (measured
+    in ``book/part3/data.ipynb``): the CSV holds 8 decimals; in float32 collinear points have a
+    second difference at most ~1.2e-5 mph off zero, while the smallest non-zero one of the float64
+    CSV values is ~2.0e-3 mph, and ``atol = 1e-4`` sits in that gap. Random walks of each sensor's
+    measured 5-minute changes (those outside any collinear triple, drawn with replacement) give
+    about 1,180 runs of 3 collinear points over the week, 7 of 4 and under 0.5 of 5 or more,
+    against 1582, 1850 and 789 in the data: runs of 3 are mostly chance, runs of 4 or more over
+    99 % not (most runs of 4 are network-wide two-step outages, 190-205 sensors at the same step).
+    A run of 3 also counts when at least ``network_share`` of all columns are on a straight line at
+    each of its interior points: a step every sensor misses (one in the week, all 207 sensors)
     cannot be told from chance in one column but is plain across the network.
-    ``book/part3/data.ipynb`` measures all of this.
 
     Args:
         series: ``(steps, columns)``, time first.
@@ -205,8 +176,7 @@ def straight_runs(series: Tensor | np.ndarray, min_points: int = FILLED_MIN_POIN
 def observed_mask(shape: tuple[int, int], runs: np.ndarray) -> Tensor:
     """``(steps, columns)`` bool: False at the interior points ``first < t < last`` of each run, True elsewhere.
 
-    A run's two end points stay True: when linear interpolation fills a gap, the points on
-    either side of it are the measurements it drew the line between.
+    A run's end points stay True: they are the measurements the interpolation drew its line between.
     """
     observed = torch.ones(shape, dtype=torch.bool)
     for j, first, last in np.asarray(runs).reshape(-1, 3).tolist():
@@ -219,16 +189,16 @@ class MetrLAWeek:
     """The first week of METR-LA as released by T-GCN ("Los-loop"), gaps filled by linear interpolation.
 
     Facts: 207 loop detectors (nodes) on Los Angeles County highways, 2016 steps of 5 minutes
-    (2012-03-01 00:00 to 2012-03-07 23:55, 288 steps a day), speed in mph. This is METR-LA
-    (Jagadish et al. 2014; the benchmark of Li et al. 2018, DCRNN) cut to its first week, as
-    T-GCN (Zhao et al. 2019) publishes it under the name Los-loop: T-GCN filled METR-LA's
-    missing readings (0 mph there) by linear interpolation, so the file has no empty entries
-    (min 1, max 70, mean 58.89) but not every entry is a measurement. :func:`straight_runs`
-    finds the filled stretches (exactly collinear or constant runs of ``FILLED_MIN_POINTS`` = 4
-    or more points, or of 3 at a step where most sensors have one); their interior points are
-    ``False`` in ``observed``, about 4.5 % of all entries (8 % of the last fifth, the test split). Treat them as missing: :func:`kdlib.traffic_splits` turns them into NaN labels,
-    which every kdlib loss and metric leaves out. Graph: DCRNN's directed Gaussian-kernel
-    road-distance adjacency, 207x207, 1722 non-zeros (self-loops included).
+    (2012-03-01 00:00 to 2012-03-07 23:55, 288 steps a day), speed in mph. METR-LA (Jagadish et
+    al. 2014; the benchmark of Li et al. 2018, DCRNN) cut to its first week by T-GCN (Zhao et al.
+    2019), which filled the missing readings (0 mph in METR-LA) by linear interpolation: no empty
+    entries (min 1, max 70, mean 58.89), but not every entry is a measurement. :func:`straight_runs`
+    finds the filled stretches (collinear or constant runs of ``FILLED_MIN_POINTS`` = 4 or more
+    points, or of 3 at a step where most sensors have one); their interior points, about 4.5 % of
+    all entries (8 % of the test split, the last fifth), are ``False`` in ``observed``: missing.
+    :func:`kdlib.traffic_splits` makes them NaN labels, which every kdlib loss and metric leaves
+    out. Graph: DCRNN's directed Gaussian-kernel road-distance adjacency, 207x207, 1722 non-zeros
+    (self-loops included).
 
     Attributes:
         speed: ``(2016, 207)`` float32, mph, filled stretches included (inputs stay finite);
@@ -238,7 +208,7 @@ class MetrLAWeek:
         locations: ``(207, 2)`` float64 (latitude, longitude) per sensor.
         adj: ``(207, 207)`` float32 DCRNN adjacency, ``adj[i, j]`` weight of edge i -> j.
         filled_runs: ``(R, 3)`` int64 ``(sensor, first, last)`` of every straight run
-            (:func:`straight_runs` of ``speed`` with the defaults; computed when not given).
+            (:func:`straight_runs` of ``speed`` with the defaults when not given).
         observed: ``(2016, 207)`` bool, False inside a filled run (:func:`observed_mask`).
     """
 
@@ -302,5 +272,3 @@ def _metr_la_cached(root: str) -> MetrLAWeek:
 def load_metr_la_week() -> MetrLAWeek:
     """Load the METR-LA week from ``data_dir()/metr-la-week`` (each file sha256-checked)."""
     return _metr_la_cached(str(data_dir()))
-
-

@@ -1,15 +1,10 @@
 r"""Fair student comparisons: several training methods, the same initial weights, several seeds.
 
-For each seed, :func:`train_students` seeds everything, builds the student **once**,
-copies its initial ``state_dict`` and trains one copy per :class:`Method` with the same
-optimiser, epochs and batch size (``fit_kwargs``), so the methods differ only in their
-loss and targets. The result is a tidy table, one row per (seed, method), with the
-method's hyperparameters and the columns of a ``score`` callable (:func:`classification_score`:
-errors and accuracy; :func:`forecast_score`: MAE per horizon); :func:`summarize` turns it into
-mean :math:`\pm` sample standard deviation (``ddof = 1``) per method, and
-:func:`gap_recovered` says how much of the teacher-student gap a method closes.
-With ``stacked=True`` the seeds of a method train together as one stacked model
-(:func:`kdlib.fit_stacked`): the same results, for a fraction of the time on a small MLP.
+:func:`train_students` trains one student per (seed, method), every method of a seed from the
+same initial weights and batch order, and returns a tidy table (one row per run: the method's
+hyperparameters and the columns of a ``score`` callable). :func:`summarize` gives mean
+:math:`\pm` sample std per method, :func:`paired_ci` and :func:`compare_arms` the paired
+confidence intervals, :func:`gap_recovered` how much of the teacher-student gap a method closes.
 """
 
 from __future__ import annotations
@@ -42,20 +37,14 @@ class Method:
     """One way to train a student: its loss, its targets and (optionally) its own inputs.
 
     Attributes:
-        loss: ``loss(output, *targets)`` (see :func:`kdlib.fit`). A loss with parameters
-            (an ``nn.Module``, e.g. one holding a :class:`~kdlib.losses.HintLoss`
-            regressor) is deep-copied for each run, re-initialised under the run's seed
-            and trained along with the student.
-        targets: tensor or tuple of tensors aligned with the training inputs, e.g.
-            ``(labels, teacher_logits)``.
-        inputs: this method's training inputs; ``None`` uses the shared ``inputs`` of
-            :func:`train_students` (give them when a method trains on another set,
-            e.g. a labeled subset).
-        params: the method's hyperparameters, e.g. ``{"T": 4, "alpha": 0.9}``: they become
-            columns of the results table (instead of being encoded in the method's name).
+        loss: ``loss(output, *targets)`` (see :func:`kdlib.fit`). A loss with parameters (an
+            ``nn.Module``, e.g. a :class:`~kdlib.losses.HintLoss`) is copied for each run,
+            re-initialised under the run's seed and trained along with the student.
+        targets: tensor or tuple aligned with the training inputs, e.g. ``(labels, teacher_logits)``.
+        inputs: this method's own training inputs (e.g. a labelled subset); ``None``: the shared ones.
+        params: hyperparameters, e.g. ``{"T": 4, "alpha": 0.9}``: columns of the results table.
         forward_kwargs: e.g. ``{"return_features": True}`` for feature (hint) losses.
-        fit_kwargs: per-method overrides of the shared ``fit`` arguments (use sparingly:
-            a fair comparison keeps them equal).
+        fit_kwargs: per-method overrides of the shared ``fit`` arguments (a fair comparison keeps them equal).
     """
 
     loss: Callable[..., Tensor]
@@ -120,11 +109,18 @@ def _train_one(make_student, name, m, inputs, score, seed, keep_models, fit_kwar
     history = fit(model, m.inputs if m.inputs is not None else inputs, m.targets, loss,
                   forward_kwargs=m.forward_kwargs or None, extra_modules=extra, seed=seed,
                   **{**fit_kwargs, **m.fit_kwargs})
-    seconds = time.perf_counter() - t0
-    model.cpu()
-    row = {"seed": seed, "method": name, **m.params, **score(model), "best_epoch": history.best_epoch,
-           "seconds": seconds}
-    return [row], {(name, seed): history}, ({(name, seed): model} if keep_models else {})
+    return _results(name, m, [seed], [model], [history], time.perf_counter() - t0, score, keep_models)
+
+
+def _results(name, m, seeds, students, histories, seconds, score, keep_models) -> tuple[list, dict, dict]:
+    """The table rows, histories and (if kept) models of one method's runs, keyed by ``(name, seed)``."""
+    rows = []
+    for seed, model, history in zip(seeds, students, histories):
+        model.cpu()
+        rows.append({"seed": seed, "method": name, **m.params, **score(model), "best_epoch": history.best_epoch,
+                     "seconds": seconds})
+    keys = [(name, seed) for seed in seeds]
+    return rows, dict(zip(keys, histories)), (dict(zip(keys, students)) if keep_models else {})
 
 
 _STACKABLE_FIT_KWARGS = {"epochs", "batch_size", "lr", "optimizer", "scheduler", "val_data", "val_metric",
@@ -140,16 +136,7 @@ def _train_stacked(make_student, name, m, inputs, score, seeds, keep_models, fit
     t0 = time.perf_counter()
     stacked = fit_stacked(students, m.inputs if m.inputs is not None else inputs, m.targets, m.loss, seeds=seeds,
                           **fit_kwargs)
-    seconds = (time.perf_counter() - t0) / len(seeds)
-    rows, histories, models = [], {}, {}
-    for seed, model, history in zip(seeds, students, stacked):
-        model.cpu()
-        rows.append({"seed": seed, "method": name, **m.params, **score(model),
-                     "best_epoch": history.best_epoch, "seconds": seconds})
-        histories[(name, seed)] = history
-        if keep_models:
-            models[(name, seed)] = model
-    return rows, histories, models
+    return _results(name, m, seeds, students, stacked, (time.perf_counter() - t0) / len(seeds), score, keep_models)
 
 
 def train_students(
@@ -166,30 +153,24 @@ def train_students(
     """Train one student per (seed, method), every method of a seed from the same initial weights.
 
     Args:
-        make_student: builds a fresh, untrained student (called once per seed, right
-            after ``seed_everything(seed)``).
-        methods: name -> :class:`Method`; every method of a seed starts from the same
-            initial ``state_dict`` and sees the mini-batches in the same order
-            (``fit(seed=seed)``) when its inputs have the same length: the comparison is paired.
+        make_student: builds a fresh student; called right after ``seed_everything(seed)``, so
+            every method of a seed starts from the same weights and, with inputs of the same
+            length, sees the same batch order (``fit(seed=seed)``): the comparison is paired.
+        methods: name -> :class:`Method`.
         inputs: training inputs shared by methods whose ``inputs`` is ``None``.
         score: ``score(model) -> {column: value}`` after training, e.g.
             :func:`classification_score` or :func:`forecast_score` (on validation or test data).
-        seeds: at least one seed; use three or more to report mean +/- std.
+        seeds: at least one seed; three or more to report mean +/- std.
         keep_models: keep the trained students in ``StudentRuns.models``.
-        workers: spread the runs, one per (seed, method), over up to this many forked processes
-            (:func:`parallel_map`); each run seeds and builds its student itself, so the results
-            do not depend on the number of workers or the order of the methods.
-        stacked: train all seeds of a method at once, as one stacked model (:func:`kdlib.fit_stacked`),
-            wherever the method allows: a plain-function loss, no ``forward_kwargs`` or ``fit_kwargs``
-            of its own, and shared ``fit_kwargs`` among those ``fit_stacked`` takes (epochs,
-            batch_size, lr, an elementwise optimizer, scheduler, val_data, val_metric,
-            higher_is_better, restore_best, device); the other methods train per seed. The table,
-            histories and models are the per-seed ones up to float rounding, except ``seconds``: the
-            stacked run's time divided by the number of seeds. It pays off for students whose
-            step is overhead, not arithmetic: 10 seeds of the MNIST 30-30 MLP cost about half of 10
-            runs, Part III's STID students (13k sensor rows per batch) gain nothing on a CPU.
-        fit_kwargs: passed to :func:`kdlib.fit` for every run (epochs, batch_size, lr,
-            val_data, val_metric, higher_is_better, ...).
+        workers: spread the runs over up to this many forked processes (:func:`parallel_map`); the
+            results do not depend on it.
+        stacked: train all seeds of a method at once (:func:`kdlib.fit_stacked`) wherever it can
+            (a plain-function loss, no per-method ``forward_kwargs``/``fit_kwargs``, shared
+            ``fit_kwargs`` that ``fit_stacked`` takes); the same results up to float rounding, and
+            ``seconds`` is the stacked time per seed. It pays off when a step is overhead, not
+            arithmetic: 10 seeds of the MNIST 30-30 MLP cost about half of 10 runs; Part III's STID
+            students gain nothing on a CPU.
+        fit_kwargs: passed to :func:`kdlib.fit` for every run (epochs, batch_size, val_data, ...).
     """
     if not methods:
         raise ValueError("methods is empty: give at least one, e.g. {'scratch': Method(F.cross_entropy, y)}")
@@ -233,13 +214,9 @@ def _run_job(item):
 def parallel_map(fn: Callable, items: Sequence, max_workers: int = 2) -> list:
     """``[fn(item) for item in items]``, spread over up to ``max_workers`` forked processes.
 
-    Each worker is a fork of the calling process that inherits ``fn`` (a lambda or closure
-    is fine: only the items and the results are pickled), so ``fn`` may use the notebook's
-    data without copying it. Before forking, the garbage collector's objects are frozen
-    (:func:`gc.freeze`), so the children do not copy the parent's Python objects just by
-    scanning them, which keeps the workers' memory mostly shared with the parent. Where
-    ``fork`` is unavailable (Windows) or one worker is asked for, the items run one after
-    the other in this process. Each worker uses one PyTorch thread.
+    The workers are forks that inherit ``fn`` (a closure is fine: only items and results are
+    pickled) and use one PyTorch thread each; :func:`gc.freeze` before forking keeps their memory
+    shared with the parent. Without ``fork`` (Windows), or with one worker, the items run here.
     """
     global _JOB
     if max_workers < 1:
@@ -330,6 +307,7 @@ class PairedCI:
     high: float
     n: int
     level: float = 0.95
+    differences: tuple[float, ...] = field(default=(), repr=False, compare=False)  # per seed, from paired_ci
 
     @property
     def excludes_zero(self) -> bool:
@@ -364,18 +342,16 @@ def paired_ci(table: pd.DataFrame, baseline: str, method: str, value: str = "err
         raise ValueError(f"paired_ci needs at least 2 paired seeds, got {n}: train more seeds")
     half = t_quantile((1 + level) / 2, n - 1) * float(d.std(ddof=1)) / math.sqrt(n)
     m = float(d.mean())
-    return PairedCI(m, m - half, m + half, n, level)
+    return PairedCI(m, m - half, m + half, n, level, tuple(d.tolist()))
 
 
 def compare_arms(table: pd.DataFrame, baseline: str, method: str, columns: Sequence[str],
                  level: float = 0.95) -> pd.DataFrame:
     """Two arms over the same seeds, column by column: each arm's mean and std, and their paired difference.
 
-    One row per entry of ``columns`` (index ``column``), with the columns ``<baseline>``,
-    ``<baseline> std``, ``<method>``, ``<method> std`` (:func:`summarize`), ``difference``,
-    ``CI low``, ``CI high``, ``n`` (:func:`paired_ci` of ``baseline - method``), ``difference %``
-    (of the baseline's mean), ``verdict`` (:attr:`PairedCI.verdict`) and ``ci`` (the
-    :class:`PairedCI`). Several tables: ``pd.concat({name: compare_arms(t, ...) for ...}, names=[...])``.
+    One row per entry of ``columns``: ``<baseline>``, ``<baseline> std``, ``<method>``, ``<method> std``,
+    then :func:`paired_ci` of ``baseline - method`` as ``difference``, ``CI low``, ``CI high``, ``n``,
+    ``difference %`` (of the baseline's mean), ``verdict`` and ``ci`` (the :class:`PairedCI`).
     """
     rows = []
     for c in columns:
@@ -415,11 +391,9 @@ def welch_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Pai
 def epochs_to_target(scores: Sequence[float], target: float, higher_is_better: bool) -> int | None:
     r"""The first epoch (1-based) whose validation score reaches ``target``, or ``None``.
 
-    Reaching means :math:`s_e \ge` ``target`` when ``higher_is_better`` (accuracy) and
-    :math:`s_e \le` ``target`` otherwise (MAE):
-    :math:`e^* = \min\{e : s_e \text{ reaches the target}\}`. ``None`` says the run never
-    reached it within its budget (a censored run: its time to target is *more* than the
-    budget, not unknown). Typical input: ``History.val_score`` of :func:`kdlib.fit`.
+    :math:`e^* = \min\{e : s_e \ge \text{target}\}` when ``higher_is_better`` (accuracy), with
+    :math:`\le` otherwise (MAE). ``None``: never within the budget (a censored run: its time to
+    target is *more* than the budget, not unknown). Typical input: ``History.val_score``.
     """
     if len(scores) == 0:
         raise ValueError("scores is empty: train with val_data and val_metric so that History.val_score is filled")
@@ -430,12 +404,10 @@ def epochs_to_target(scores: Sequence[float], target: float, higher_is_better: b
 
 
 def seconds_to_target(history, target: float, higher_is_better: bool) -> float | None:
-    r"""Wall-clock seconds until ``history`` (a :class:`kdlib.History`) reaches ``target``.
+    r"""Wall-clock seconds until ``history`` (a :class:`kdlib.History`) reaches ``target``, or ``None``.
 
-    :math:`t^* = \sum_{e \le e^*} \text{epoch\_seconds}_e` with :math:`e^*` from
-    :func:`epochs_to_target`; ``None`` if the target was never reached. The epoch times of
-    :func:`kdlib.fit` include its per-epoch validation pass, so compare runs validated on
-    the same data.
+    :math:`t^* = \sum_{e \le e^*} \text{epoch\_seconds}_e` with :math:`e^*` from :func:`epochs_to_target`.
+    Epoch times include the validation pass: compare runs validated on the same data.
     """
     if len(history.epoch_seconds) != len(history.val_score):
         raise ValueError(f"{len(history.val_score)} validation scores for {len(history.epoch_seconds)} epoch times: "

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-__all__: list[str] = ["DATA_ENV", "CACHE_ENV", "CHECKPOINT_DIR", "user_dir", "data_dir", "cache_dir", "sha256sum", "fetch", "missing_file_error",
-           "tensor_digest", "save_checkpoint", "load_checkpoint"]
+__all__: list[str] = ["DATA_ENV", "CACHE_ENV", "CHECKPOINT_DIR", "user_dir", "data_dir", "cache_dir", "sha256sum",
+                      "fetch", "missing_file_error", "tensor_digest", "save_checkpoint", "load_checkpoint"]
 
 DATA_ENV = "KDLIB_DATA"
 CACHE_ENV = "KDLIB_CACHE"

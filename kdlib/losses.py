@@ -65,12 +65,9 @@ def entropy(probs: Tensor, dim: int = -1) -> Tensor:
 def logit_gradient(loss_fn: Callable[[Tensor], Tensor], logits: Tensor) -> Tensor:
     r"""The gradient :math:`\partial \mathcal{L}(z) / \partial z` of a scalar loss at ``z = logits``, by autograd.
 
-    ``loss_fn`` maps logits to a scalar loss, e.g. ``lambda z: kd_loss(z, v, T)``, whose
-    gradient is :math:`\frac{T}{B}(q - p)`. The gradient is taken at a detached copy, so
-    ``logits`` and any graph it belongs to are left alone. A loss that does not depend on
-    the logits (a bug: it cannot train the student) has gradient zero, returned as zeros.
-    Use it to compare how hard different losses, or one loss at different temperatures,
-    push the student's logits.
+    ``loss_fn`` maps logits to a scalar loss, e.g. ``lambda z: kd_loss(z, v, T)``, whose gradient
+    is :math:`\frac{T}{B}(q - p)`. Taken at a detached copy (``logits``' graph is left alone); a loss
+    that does not depend on the logits (a bug: it cannot train the student) gets zeros.
     """
     leaf = logits.detach().clone().requires_grad_(True)
     loss = loss_fn(leaf)
@@ -211,13 +208,10 @@ class HintDistillationLoss(nn.Module):
 
     .. math:: \mathcal{L} = \mathcal{L}_{main}(z, \dots) + \beta \, \tfrac{1}{2}\,\mathrm{mean}\,(r(h_s) - h_t)^2
 
-    ``output`` is the student's ``(output, features)`` (``forward_kwargs={"return_features":
-    True}``) and the targets are the main loss's targets followed by the teacher's features,
-    e.g. ``(labels, teacher_features)`` for the default ``base_loss=F.cross_entropy``, or
-    ``(y, teacher_y, teacher_features)`` with ``base_loss=partial(output_distillation_loss, alpha=0.5)``
-    for a forecaster. Romero et al. (2015) train the hint first and the soft targets second;
-    this single-stage sum is the common simplification. The regressor ``r`` (a
-    :class:`HintLoss`) is trained along.
+    ``output`` is the student's ``(output, features)`` (``forward_kwargs={"return_features": True}``);
+    the targets are the main loss's, then the teacher's features: ``(labels, teacher_features)`` for
+    the default ``base_loss=F.cross_entropy``. The regressor ``r`` (a :class:`HintLoss`) is trained
+    along. Romero et al. (2015) train the hint first; this one-stage sum is the common simplification.
     """
 
     def __init__(self, student_dim: int, teacher_dim: int, beta: float = 1.0,
@@ -373,11 +367,9 @@ def relational_distillation_loss(output: tuple[Tensor, Tensor], *targets: Tensor
                                  base_loss: Callable[..., Tensor] = l1_loss) -> Tensor:
     r"""A forecasting loss plus the relational term: :math:`\mathcal{L}_{base}(\hat y, \dots) + \beta\, \mathcal{L}_{rel}`.
 
-    ``output`` is the student's ``(forecast, features)`` (``forward_kwargs={"return_features":
-    True}``); ``targets`` are the base loss's targets followed by the teacher's per-sensor
-    features, e.g. ``(y, teacher_features)`` with the default :func:`l1_loss` on the labels
-    (masked like the metrics), the layout of :class:`HintDistillationLoss`. ``beta >= 0``
-    weights the relational term.
+    The layout of :class:`HintDistillationLoss`: ``output`` is the student's ``(forecast, features)``,
+    the targets the base loss's followed by the teacher's per-sensor features, e.g. ``(y,
+    teacher_features)`` for the default :func:`l1_loss`. ``beta >= 0`` weights the relational term.
     """
     if not isinstance(output, tuple) or len(output) != 2:
         raise ValueError("output must be (forecast, features): call the student with return_features=True")

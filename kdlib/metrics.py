@@ -1,14 +1,11 @@
-r"""Metrics as plain functions, in the style of tsl: an optional ``mask`` plus one masking helper.
+"""Metrics as plain functions, in the style of tsl: an optional ``mask`` plus one masking helper.
 
-For forecasts, :func:`valid_mask` is the one rule: a target that is NaN or equals
-``null_value`` (0 by default: a dead loop detector reports 0 mph), or lies outside an
-explicit ``mask`` of exactly the target's shape, is missing and left out. The training
-losses (``kdlib.l1_loss``, ``output_distillation_loss``, ``teacher_bounded_loss``) mask
-with it and the same default, so a loss and its metric count the same entries. A metric
-with no valid entry is NaN, with a ``RuntimeWarning``. Shapes: ``(batch, horizon, nodes)``.
-
-On the METR-LA week, :func:`kdlib.traffic_splits` already sets every filled (interpolated or
-stuck) target to NaN, so scoring a forecast against a split's ``y`` is the masked evaluation.
+For forecasts ``(batch, horizon, nodes)``, :func:`valid_mask` is the one rule: a target that is
+NaN, equals ``null_value`` (0 by default: a dead loop detector reports 0 mph) or lies outside an
+explicit ``mask`` of the target's shape is left out. The training losses (``kdlib.l1_loss``,
+``output_distillation_loss``, ``teacher_bounded_loss``) use it with the same default, so a loss
+and its metric count the same entries. A metric with no valid entry is NaN, with a ``RuntimeWarning``.
+:func:`kdlib.traffic_splits` already sets every filled target of the METR-LA week to NaN.
 """
 
 from __future__ import annotations
@@ -17,11 +14,11 @@ import warnings
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
-
 import torch
 from torch import Tensor
 
-__all__: list[str] = ["accuracy", "errors", "valid_mask", "masked_mae", "masked_rmse", "masked_mape", "horizon_metrics", "horizon_table", "MINUTES_PER_STEP"]
+__all__: list[str] = ["accuracy", "errors", "valid_mask", "masked_mae", "masked_rmse", "masked_mape", "horizon_metrics",
+                      "horizon_table", "MINUTES_PER_STEP"]
 
 
 def accuracy(logits: Tensor, labels: Tensor) -> float:
@@ -39,7 +36,7 @@ def errors(logits: Tensor, labels: Tensor) -> int:
 
 
 def valid_mask(target: Tensor, mask: Tensor | None = None, null_value: float | None = 0.0) -> Tensor:
-    """Boolean mask of the entries that count: not NaN, not ``null_value``, and in ``mask`` (its shape must be the target's)."""
+    """Boolean mask of the entries that count: not NaN, not ``null_value``, and in ``mask`` (of the target's shape)."""
     m = ~torch.isnan(target)
     if null_value is not None:
         m &= target != null_value
@@ -59,7 +56,8 @@ def _all_valid(target: Tensor, null_value: float | None = 0.0) -> bool:
 
 def _masked_mean(err: Tensor, m: Tensor) -> float:
     if not m.any():
-        warnings.warn("no valid entries (all NaN, null_value or masked out): the metric is NaN", RuntimeWarning, stacklevel=3)
+        warnings.warn("no valid entries (all NaN, null_value or masked out): the metric is NaN", RuntimeWarning,
+                      stacklevel=3)
         return float("nan")
     return (err[m]).double().mean().item()
 
@@ -91,10 +89,7 @@ def masked_mape(pred: Tensor, target: Tensor, mask: Tensor | None = None, null_v
 def horizon_metrics(
     pred: Tensor, target: Tensor, horizons: Sequence[int] = (3, 6, 12), mask: Tensor | None = None
 ) -> dict[int, dict[str, float]]:
-    """MAE, RMSE and MAPE at each horizon (1-based step: 3, 6, 12 = 15, 30, 60 minutes).
-
-    Returns ``{horizon: {"MAE": .., "RMSE": .., "MAPE": ..}}``.
-    """
+    """``{horizon: {"MAE": .., "RMSE": .., "MAPE": ..}}``; a horizon is a 1-based step (3, 6, 12 = 15, 30, 60 min)."""
     _check(pred, target)
     if max(horizons) > pred.shape[1] or min(horizons) < 1:
         raise ValueError(f"horizons must lie in 1..{pred.shape[1]}, got {tuple(horizons)}")
@@ -124,11 +119,8 @@ def horizon_table(
     horizons: Sequence[int] = (3, 6, 12),
     metrics: Sequence[str] = ("MAE", "RMSE", "MAPE"),
 ) -> pd.DataFrame:
-    """One row per model, one column per (metric, horizon), e.g. ``"MAE 60min"``.
-
-    ``preds`` maps a model name to its ``(W, out_steps, N)`` forecasts in mph; the
-    errors are :func:`kdlib.metrics.horizon_metrics` (masked MAE, RMSE, MAPE in %).
-    """
+    """:func:`horizon_metrics` of each ``{model name: (W, out_steps, N) forecasts in mph}``: one row per model,
+    one column per (metric, horizon), e.g. ``"MAE 60min"``."""
     if not preds:
         raise ValueError("preds is empty: pass {model name: forecasts}")
     rows = {}

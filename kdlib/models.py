@@ -1,16 +1,12 @@
 """The book's models: MNIST classifiers and traffic forecasters.
 
-Every model's ``forward`` takes ``return_features=False``. With ``True`` it returns
-``(output, features)``, where ``features`` is the representation right before the
-output layer; feature (hint) distillation matches those.
+Every ``forward`` takes ``return_features=False``; with ``True`` it returns ``(output, features)``,
+``features`` being the representation right before the output layer (what hint distillation matches).
 
-MNIST models take ``x`` of shape ``(B, 1, 28, 28)`` (or ``(B, 784)``) and return
-``(B, 10)`` logits.
-
-Traffic models take ``x`` of shape ``(B, in_steps, N)`` (speeds scaled by the training
-split's scaler) and ``tod`` of shape ``(B,)`` (step of day, 0..287, of the last input
-step), and return ``(B, out_steps, N)`` speed forecasts in mph: the scaler's statistics
-are stored in the model, so losses and metrics work in mph directly.
+MNIST models map ``x`` ``(B, 1, 28, 28)`` (or ``(B, 784)``) to ``(B, 10)`` logits.
+Traffic models map ``x`` ``(B, in_steps, N)`` (speeds scaled by the training split's scaler) and
+``tod`` ``(B,)`` (step of day, 0..287, of the last input step) to ``(B, out_steps, N)`` forecasts in
+mph: the scaler's statistics are stored in the model, so losses and metrics work in mph directly.
 """
 
 from __future__ import annotations
@@ -24,19 +20,18 @@ from torch import Tensor, nn
 from .data import STEPS_PER_DAY
 from .preprocessing import StandardScaler
 
-__all__: list[str] = ["MLP", "SmallCNN", "STIDStudent", "STUDENT_SIZES", "DiffusionMLP", "Ensemble", "transition_matrices", "add_supports", "supports", "diffuse"]
+__all__: list[str] = ["MLP", "SmallCNN", "STIDStudent", "STUDENT_SIZES", "DiffusionMLP", "Ensemble",
+                      "transition_matrices", "add_supports", "supports", "diffuse"]
 
-# ---------------------------------------------------------------------------
-# MNIST
-# ---------------------------------------------------------------------------
+
+# --- MNIST ------------------------------------------------------------------
 
 
 class MLP(nn.Module):
-    """Fully connected classifier ``784 -> hidden[0] -> ... -> hidden[-1] -> classes``.
+    """Fully connected classifier ``784 -> hidden[0] -> ... -> hidden[-1] -> classes``, ReLU (and dropout) between.
 
-    ReLU after each hidden layer, optional dropout. ``MLP((30, 30))`` is the book's
-    tiny student (about 24.8k parameters); Hinton et al. (2015) used ``(800, 800)`` for
-    the small net and ``(1200, 1200)`` with dropout for the big one.
+    ``MLP((30, 30))`` is the book's tiny student (about 24.8k parameters); Hinton et al. (2015)
+    used ``(800, 800)`` for the small net and ``(1200, 1200)`` with dropout for the big one.
     Features: the last hidden layer's activations ``(B, hidden[-1])``.
     """
 
@@ -67,11 +62,10 @@ class MLP(nn.Module):
 
 
 class SmallCNN(nn.Module):
-    """Two 3x3 conv layers with max-pooling, then a hidden dense layer: the MNIST teacher.
+    """The MNIST teacher: ``conv(1->c1) - ReLU - pool - conv(c1->c2) - ReLU - pool - dense(7*7*c2 -> hidden) -
+    ReLU - dropout - dense(hidden -> 10)``, 3x3 convolutions, 2x2 max-pooling.
 
-    ``conv(1->c1) - ReLU - pool - conv(c1->c2) - ReLU - pool - dense(7*7*c2 -> hidden) -
-    ReLU - dropout - dense(hidden -> 10)``. With the defaults (32, 64, 128) it has about
-    422k parameters. Features: the hidden dense layer ``(B, hidden)``.
+    About 422k parameters with the defaults. Features: the hidden dense layer ``(B, hidden)``.
     """
 
     def __init__(
@@ -99,34 +93,11 @@ class SmallCNN(nn.Module):
         return (out, h) if return_features else out
 
 
-# ---------------------------------------------------------------------------
-# Traffic forecasting
-# ---------------------------------------------------------------------------
-
-
-class _OutputScale(nn.Module):
-    """Holds a fitted scaler's mean/std as buffers; ``forward`` maps z-scores to mph."""
-
-    def __init__(self, scaler: StandardScaler | None) -> None:
-        super().__init__()
-        mean, std = (0.0, 1.0) if scaler is None else (float(scaler.mean), float(scaler.std))
-        self.register_buffer("mean", torch.tensor(mean))
-        self.register_buffer("std", torch.tensor(std))
-
-    def forward(self, z: Tensor) -> Tensor:
-        return z * self.std + self.mean
-
-
-# ---------------------------------------------------------------------------
-# Graph support: random-walk matrices, an adaptive adjacency, diffusion
-# ---------------------------------------------------------------------------
-# DCRNN (Li et al. 2018) and Graph WaveNet (Wu et al. 2019) diffuse a node signal over the
-# road graph with the forward and backward random-walk matrices P_f = D_out^-1 A and
-# P_b = D_in^-1 A^T; Graph WaveNet adds a learned adjacency softmax(relu(E_1 E_2)).
+# --- Traffic forecasting: graph support -------------------------------------
 
 
 def transition_matrices(adj: Tensor) -> list[Tensor]:
-    """Forward and backward random-walk matrices of a directed graph (DCRNN).
+    """Forward and backward random-walk matrices of a directed graph (DCRNN, Graph WaveNet).
 
     ``P_f = D_out^{-1} A`` and ``P_b = D_in^{-1} A^T``; a row with no edges stays zero.
     Diffusion of a node signal ``X`` (nodes first) by ``k`` hops is ``P^k X``.
@@ -157,7 +128,7 @@ def add_supports(model: nn.Module, adj: Tensor, adaptive: bool = True, adaptive_
 
 
 def supports(model: nn.Module) -> list[Tensor]:
-    """The model's supports: ``[P_f, P_b]`` plus ``softmax(relu(e1 @ e2))`` when adaptive."""
+    """The model's supports: ``[P_f, P_b]`` plus the adaptive ``softmax(relu(e1 @ e2))`` (Graph WaveNet)."""
     s = [model.support0, model.support1]
     if model.adaptive:
         s.append(F.softmax(F.relu(model.e1 @ model.e2), dim=1))
@@ -175,26 +146,81 @@ def diffuse(x: Tensor, mats: Sequence[Tensor], hops: int) -> list[Tensor]:
     return out
 
 
+# --- Traffic forecasting: models --------------------------------------------
+
+
+class _OutputScale(nn.Module):
+    """Holds a fitted scaler's mean/std as buffers; ``forward`` maps z-scores to mph."""
+
+    def __init__(self, scaler: StandardScaler | None) -> None:
+        super().__init__()
+        mean, std = (0.0, 1.0) if scaler is None else (float(scaler.mean), float(scaler.std))
+        self.register_buffer("mean", torch.tensor(mean))
+        self.register_buffer("std", torch.tensor(std))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return z * self.std + self.mean
+
+
+def _add_embedding_mlp(
+    model: nn.Module, in_features: int, num_nodes: int, hidden: int, node_dim: int, tod_dim: int,
+    layers: int, dropout: float, steps_per_day: int,
+) -> int:
+    """Give ``model`` the per-sensor core of the STID-like models; return its width.
+
+    Attributes of ``model`` (so that state_dict keys stay ``embed.*``, ``blocks.*``, ...): ``embed``
+    (linear ``in_features -> hidden``), ``node_emb`` (sensor embedding), ``tod_emb`` (time-of-day
+    embedding) and ``blocks`` (residual ``h + W_2 dropout(relu(W_1 h))``).
+    """
+    model.embed = nn.Linear(in_features, hidden)
+    model.node_emb = nn.Parameter(torch.randn(num_nodes, node_dim) * 0.1) if node_dim else None
+    model.tod_emb = nn.Embedding(steps_per_day, tod_dim) if tod_dim else None
+    width = hidden + node_dim + tod_dim
+    model.blocks = nn.ModuleList(
+        nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, width))
+        for _ in range(layers)
+    )
+    return width
+
+
+def _embedding_mlp(model: nn.Module, inputs: Tensor, tod: Tensor) -> Tensor:
+    """Per-sensor ``inputs`` ``(B, N, in_features)`` -> hidden ``(B, N, width)`` through that core."""
+    b, n, _ = inputs.shape
+    parts = [model.embed(inputs)]
+    if model.node_emb is not None:
+        parts.append(model.node_emb.expand(b, -1, -1))
+    if model.tod_emb is not None:
+        parts.append(model.tod_emb(tod)[:, None, :].expand(-1, n, -1))
+    h = torch.cat(parts, dim=-1)
+    for block in model.blocks:
+        h = h + block(h)
+    return h
+
+
+def _check_traffic_input(x: Tensor, tod: Tensor, in_steps: int, num_nodes: int) -> None:
+    if x.dim() != 3 or x.shape[1] != in_steps or x.shape[2] != num_nodes:
+        raise ValueError(f"x must have shape (batch, {in_steps}, {num_nodes}) = (batch, in_steps, sensors), "
+                         f"got {tuple(x.shape)}")
+    if tod.shape != (x.shape[0],):
+        raise ValueError(f"tod must have shape ({x.shape[0]},): one step-of-day per window, got {tuple(tod.shape)}")
+
+
 class DiffusionMLP(nn.Module):
     r"""Graph teacher that is cheap on a CPU: STID's per-sensor MLP fed with diffused neighbour histories.
 
-    Each sensor's input is its own ``in_steps`` scaled speeds *and* the histories of its
-    graph neighbourhood, diffused as in DCRNN / Graph WaveNet (Li et al. 2018; Wu et al.
-    2019): for every support ``P`` (forward and backward random walk over the road graph,
-    plus, with ``adaptive=True``, a learned adjacency ``softmax(relu(E_1 E_2^T))``) and
-    every hop ``k = 1..hops`` the feature ``(P^k X)_i``, so
+    Each sensor's input is its own ``in_steps`` scaled speeds *and*, as in DCRNN / Graph WaveNet
+    (Li et al. 2018; Wu et al. 2019), for every support ``P`` (forward and backward random walk,
+    plus with ``adaptive=True`` a learned ``softmax(relu(E_1 E_2^T))``) and hop ``k = 1..hops``
+    the feature ``(P^k X)_i``:
 
     .. math::
         u_i = \big[X_i,\; (P_1 X)_i, \dots, (P_S^K X)_i\big] \in \mathbb{R}^{T (1 + S K)} .
 
-    ``u_i`` goes through a linear embedding of width ``hidden``, is concatenated with a
-    sensor embedding (``node_dim``) and a time-of-day embedding (``tod_dim``), then
-    ``layers`` residual blocks ``h + W_2 dropout(relu(W_1 h))``; with ``graph_hidden=True``
-    one more diffusion mixes the hidden vectors of neighbours before the head
-    (``h + W_g [P_1 h, .., P_S h]``). The diffusion of raw inputs costs only
-    ``N^2 T`` multiply-adds per support and hop, which is why this teacher trains in
-    minutes on two cores where a full Graph WaveNet (gated temporal convolutions with a
-    diffusion convolution in every layer) needs hours.
+    Then as in :class:`STIDStudent` (embedding of width ``hidden``, sensor and time-of-day
+    embeddings, ``layers`` residual blocks); ``graph_hidden=True`` adds one diffusion of the hidden
+    vectors before the head, ``h + W_g [P_1 h, .., P_S h]``. Diffusing only the raw inputs costs
+    ``N^2 T`` multiply-adds per support and hop: minutes of training on two cores, where a full
+    Graph WaveNet (a diffusion convolution in every layer) needs hours.
     Features: the per-sensor hidden vector before the output layer ``(B, N, width)``.
     """
 
@@ -241,11 +267,9 @@ class DiffusionMLP(nn.Module):
 class Ensemble(nn.Module):
     r"""Average of several models' outputs: :math:`\hat y = \frac{1}{M} \sum_m f_m(x)`.
 
-    Hinton et al. (2015) distil an ensemble into one small model; averaging members
-    trained from different seeds removes part of each member's variance, so the
-    ensemble's forecasts are cleaner targets than any single member's.
-    ``forward(*inputs, return_features=True)`` returns ``(mean output, features)`` with
-    the members' features concatenated along the last dimension.
+    Hinton et al. (2015) distil an ensemble into one small model: averaging members trained from
+    different seeds removes part of each one's variance, so its forecasts are cleaner targets.
+    With ``return_features=True`` the features are the members' ones, concatenated on the last dimension.
     """
 
     def __init__(self, members: Sequence[nn.Module]) -> None:
@@ -264,11 +288,10 @@ class Ensemble(nn.Module):
 class STIDStudent(nn.Module):
     """Graph-free per-sensor MLP forecaster (in the spirit of STID, Shao et al. 2022).
 
-    For each sensor separately: its own ``in_steps`` scaled speeds go through a linear
-    embedding of width ``hidden``, concatenated with a learned sensor embedding
-    (``node_dim``) and a time-of-day embedding (``tod_dim``); then ``layers`` residual
-    blocks ``h + W_2 dropout(relu(W_1 h))`` and a linear map to ``out_steps`` speeds.
-    No sensor ever sees another sensor's readings, so it can run on one roadside device.
+    Per sensor: its own ``in_steps`` scaled speeds -> linear embedding of width ``hidden``,
+    concatenated with a learned sensor embedding (``node_dim``) and a time-of-day embedding
+    (``tod_dim``); ``layers`` residual blocks ``h + W_2 dropout(relu(W_1 h))``; linear map to
+    ``out_steps`` speeds. No sensor sees another's readings, so it can run on one roadside device.
     Features: the per-sensor hidden vector ``(B, N, hidden + node_dim + tod_dim)``.
     """
 
@@ -305,47 +328,3 @@ STUDENT_SIZES: dict[str, dict[str, int]] = {
 }
 """The two :class:`STIDStudent` sizes of Part III (about 3.7k and 9.7k parameters on the
 207 METR-LA sensors): ``STIDStudent(207, scaler, **STUDENT_SIZES["small"])``."""
-
-
-def _add_embedding_mlp(
-    model: nn.Module, in_features: int, num_nodes: int, hidden: int, node_dim: int, tod_dim: int,
-    layers: int, dropout: float, steps_per_day: int,
-) -> int:
-    """Give ``model`` the per-sensor core shared by the STID-like models; return its width.
-
-    ``embed`` (linear ``in_features -> hidden``), ``node_emb`` (sensor embedding), ``tod_emb``
-    (time-of-day embedding) and ``blocks`` (residual ``h + W_2 dropout(relu(W_1 h))``), as
-    attributes of ``model`` so that state_dict keys stay ``embed.*``, ``blocks.*``, ...
-    """
-    model.embed = nn.Linear(in_features, hidden)
-    model.node_emb = nn.Parameter(torch.randn(num_nodes, node_dim) * 0.1) if node_dim else None
-    model.tod_emb = nn.Embedding(steps_per_day, tod_dim) if tod_dim else None
-    width = hidden + node_dim + tod_dim
-    model.blocks = nn.ModuleList(
-        nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, width))
-        for _ in range(layers)
-    )
-    return width
-
-
-def _embedding_mlp(model: nn.Module, inputs: Tensor, tod: Tensor) -> Tensor:
-    """Per-sensor ``inputs`` ``(B, N, in_features)`` -> hidden ``(B, N, width)`` through that core."""
-    b, n, _ = inputs.shape
-    parts = [model.embed(inputs)]
-    if model.node_emb is not None:
-        parts.append(model.node_emb.expand(b, -1, -1))
-    if model.tod_emb is not None:
-        parts.append(model.tod_emb(tod)[:, None, :].expand(-1, n, -1))
-    h = torch.cat(parts, dim=-1)
-    for block in model.blocks:
-        h = h + block(h)
-    return h
-
-def _check_traffic_input(x: Tensor, tod: Tensor, in_steps: int, num_nodes: int) -> None:
-    if x.dim() != 3 or x.shape[1] != in_steps or x.shape[2] != num_nodes:
-        raise ValueError(
-            f"x must have shape (batch, {in_steps}, {num_nodes}) = (batch, in_steps, sensors), "
-            f"got {tuple(x.shape)}"
-        )
-    if tod.shape != (x.shape[0],):
-        raise ValueError(f"tod must have shape ({x.shape[0]},): one step-of-day per window, got {tuple(tod.shape)}")

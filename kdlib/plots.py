@@ -1,8 +1,6 @@
-r"""Small reusable figures for the book (matplotlib; import as ``kdlib.plots``).
+"""Small reusable figures for the book (matplotlib), imported as ``kdlib.plots``.
 
 Kept out of ``kdlib/__init__`` so that ``import kdlib`` does not import matplotlib.
-:func:`frame_slider` turns a list of figures into an interactive figure that works in the
-built HTML book without a kernel.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .experiments import PairedCI, paired_differences
+from .experiments import PairedCI
 from .losses import entropy, softmax_t
 
 if TYPE_CHECKING:
@@ -35,12 +33,11 @@ def softmax_bars(
     color: str = "tab:blue",
     highlight_color: str = "tab:orange",
 ) -> Tensor:
-    r"""Bar chart of :math:`p = \mathrm{softmax}(z / T)` for one logit vector ``z`` on ``ax``.
+    r"""Bar chart of :math:`p = \mathrm{softmax}(z / T)` for one logit vector ``z`` on ``ax``; returns ``p`` (1-D).
 
-    The title shows ``T`` and the entropy :math:`H(p)` in nats (:func:`entropy`). Bar
-    ``highlight`` (e.g. the true class) is drawn in ``highlight_color``. With
-    ``log_scale=True`` the y axis is logarithmic, which shows the tiny probabilities
-    that carry "dark knowledge" at ``T = 1``. Returns ``p`` (a 1-D tensor).
+    The title shows ``T`` and the entropy :math:`H(p)` in nats. Bar ``highlight`` (e.g. the true
+    class) is drawn in ``highlight_color``. ``log_scale=True`` shows the tiny probabilities that
+    carry "dark knowledge" at ``T = 1``.
     """
     logits = torch.as_tensor(logits, dtype=torch.float64)
     if logits.dim() != 1:
@@ -75,11 +72,10 @@ def heatmap(
     colorbar_label: str = "",
     title: str = "",
 ):
-    """Draw ``values`` (rows = y axis, columns = x axis) as a colour grid with each cell's number.
+    """Draw ``values`` (rows = y axis, columns = x axis) as a colour grid with each cell's number; return the Axes.
 
-    Row and column labels come from the index and columns (their ``name`` labels the
-    axes). Text is white on dark cells and black on light ones. Returns the Axes.
-    Typical use: ``heatmap(table.pivot_table(index="alpha", columns="T", values="errors"))``.
+    Tick labels come from the index and columns, axis labels from their ``name``. Typical use:
+    ``heatmap(table.pivot_table(index="alpha", columns="T", values="errors"))``.
     """
     import matplotlib.pyplot as plt
 
@@ -108,17 +104,6 @@ def heatmap(
     return ax
 
 
-def _std_band(y: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    s = y.std(axis=0, ddof=1) if y.shape[0] > 1 else np.zeros_like(mean)
-    return mean - s, mean + s
-
-
-_BANDS = {
-    "std": _std_band,
-    "minmax": lambda y, mean: (y.min(axis=0), y.max(axis=0)),
-}
-
-
 def mean_band(
     ax,
     x,
@@ -130,11 +115,10 @@ def mean_band(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Plot the mean of several runs as a line and their spread as a shaded band on ``ax``.
 
-    ``runs`` has one row per run (seed) and one column per point of ``x`` (e.g. epochs).
-    ``band="std"`` shades :math:`\bar y \pm s` (sample std, ``ddof=1``, zero for one run);
-    ``band="minmax"`` shades from the lowest to the highest run. ``x`` may be 1-D (shared)
-    or have the shape of ``runs`` (e.g. each seed's cumulative seconds), then its mean over
-    runs is used. Returns ``(mean, low, high)`` as numpy arrays.
+    ``runs``: one row per run (seed), one column per point of ``x`` (e.g. epochs). ``band="std"``
+    shades :math:`\bar y \pm s` (sample std, ``ddof=1``, zero for one run), ``band="minmax"`` the
+    lowest to highest run. ``x`` is 1-D or of ``runs``' shape (e.g. each seed's cumulative
+    seconds; its mean over runs is used). Returns ``(mean, low, high)`` as numpy arrays.
     """
     y = np.asarray(runs, dtype=float)
     if y.ndim != 2 or y.shape[0] < 1 or y.shape[1] < 1:
@@ -144,27 +128,35 @@ def mean_band(
         xs = xs.mean(axis=0)
     if xs.shape != (y.shape[1],):
         raise ValueError(f"x has shape {np.asarray(x).shape}; expected ({y.shape[1]},) or {y.shape} to match runs")
-    if band not in _BANDS:
-        raise ValueError(f"band must be one of {sorted(_BANDS)}, got {band!r}")
+    if band not in ("std", "minmax"):
+        raise ValueError(f"band must be one of ['minmax', 'std'], got {band!r}")
     mean = y.mean(axis=0)
-    low, high = _BANDS[band](y, mean)
+    if band == "minmax":
+        low, high = y.min(axis=0), y.max(axis=0)
+    else:
+        s = y.std(axis=0, ddof=1) if y.shape[0] > 1 else np.zeros_like(mean)
+        low, high = mean - s, mean + s
     (line,) = ax.plot(xs, mean, label=label, color=color)
     ax.fill_between(xs, low, high, color=line.get_color(), alpha=alpha, linewidth=0)
     return mean, low, high
 
 
-def paired_dots(ax, table: pd.DataFrame, baseline: str, method: str, columns: Sequence[str],
-                cis: dict[str, PairedCI] | pd.Series) -> None:
-    """Per-seed paired differences ``baseline - method``, one group of dots per column, each with
-    the mean and its 95 % interval (``cis[column]``, e.g. the ``ci`` column of
-    :func:`kdlib.compare_arms`) as a black square and bar beside it; a line at zero."""
-    for i, c in enumerate(columns):
-        d = paired_differences(table, baseline, method, c)
-        ci = cis[c]
-        ax.plot(i + np.linspace(-0.15, 0.15, len(d)), d.values, "o", color="C0", alpha=0.6, ms=4)
-        ax.errorbar(i + 0.3, ci.mean, yerr=[[ci.mean - ci.low], [ci.high - ci.mean]], fmt="s", color="black", capsize=4)
+def paired_dots(ax, cis: dict[str, PairedCI | Sequence[PairedCI]]) -> None:
+    """Paired comparisons on ``ax``, one group per key of ``cis`` (its tick label): the per-seed differences
+    of the first :class:`~kdlib.PairedCI` (from :func:`kdlib.paired_ci`, e.g. :func:`kdlib.compare_arms`'
+    ``ci``) as dots, beside a square and bar per interval, the mean and its CI (black, then grey for a second
+    one, e.g. the same comparison on validation); a line at zero."""
+    for i, group in enumerate(cis.values()):
+        group = [group] if isinstance(group, PairedCI) else list(group)
+        d = group[0].differences
+        if not d:
+            raise ValueError("the first interval of each group needs its per-seed differences: make it with paired_ci")
+        ax.plot(i + np.linspace(-0.15, 0.15, len(d)), d, "o", color="C0", alpha=0.6, ms=4)
+        for j, ci in enumerate(group):
+            ax.errorbar(i + 0.3 + 0.12 * j, ci.mean, yerr=[[ci.mean - ci.low], [ci.high - ci.mean]], fmt="s",
+                        color="black" if j == 0 else "0.6", capsize=4)
     ax.axhline(0, color="0.3", lw=0.8)
-    ax.set_xticks(range(len(columns)), [c.replace("MAE ", "") for c in columns])
+    ax.set_xticks(range(len(cis)), list(cis))
 
 
 def _png(fig, dpi: int, colors: int | None) -> bytes:
@@ -186,15 +178,13 @@ def frame_slider(frames: Sequence[Figure], values: Sequence[float], description:
                  dpi: int = 80, colors: int | None = 64) -> ipywidgets.VBox:
     """An interactive figure without a kernel: a slider that switches between pre-drawn frames.
 
-    ``frames`` are matplotlib figures of one size, one per entry of ``values`` (e.g. one per
-    temperature). Each is rendered once to a PNG (``dpi``; palette-quantised to ``colors``
-    colours, ``None`` keeps full colour) and closed, then shown in an ipywidgets ``Image``
-    inside a ``Stack``. A ``SelectionSlider`` labelled ``description`` and ``fmt.format(value)``
-    is ``jslink``-ed to the Stack's ``selected_index``: the frame switches in the browser, so the
-    notebook's saved widget state carries the whole figure and the built HTML book (the
-    vendored offline widget manager) needs no kernel. Cost, in the notebook and in the page: each
-    frame's PNG in base64 (4/3 of its size; 7 kB for a 9 x 3 inch bar chart at the defaults) plus
-    about 2 kB of widget state per frame. Returns the ``VBox(slider, stack)`` to display.
+    ``frames``: matplotlib figures of one size, one per entry of ``values`` (e.g. per temperature),
+    each rendered once to a PNG (``dpi``; quantised to ``colors`` colours, ``None``: full colour),
+    closed, and shown as an ipywidgets ``Image`` in a ``Stack``. A ``SelectionSlider`` (labels
+    ``description`` and ``fmt.format(value)``) is ``jslink``-ed to the Stack's ``selected_index``, so
+    the saved widget state carries the whole figure and the built HTML book needs no kernel. Cost
+    per frame, in notebook and page: the PNG in base64 (7 kB for a 9 x 3 inch bar chart at the
+    defaults) plus about 2 kB of widget state. Returns the ``VBox(slider, stack)`` to display.
     """
     import ipywidgets as widgets
     import matplotlib.pyplot as plt

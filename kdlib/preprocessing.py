@@ -1,15 +1,10 @@
 r"""Preprocessing: scaling, chronological splits, forecasting windows, augmentation, transfer sets.
 
-Forecasting windows
--------------------
-:func:`traffic_splits` cuts the speed matrix chronologically into train / val /
-test (70/10/20 % of the time steps) *first* and only then slides windows inside
-each part, so no window (inputs or targets) crosses a split boundary. The
-:class:`StandardScaler` is fitted on the training part alone.
+:func:`traffic_splits` cuts the speed matrix chronologically into train / val / test (70/10/20 %
+of the time steps) *first*, then slides windows inside each part, so no window crosses a split
+boundary; the :class:`StandardScaler` is fitted on the training part alone.
 
-Transfer sets
--------------
-A student can learn from the teacher on inputs that have no ground truth:
+Transfer sets: a student can learn from the teacher on inputs without ground truth.
 :func:`perturbed_copies` makes noisy copies of the training windows,
 
 .. math::
@@ -21,7 +16,7 @@ and :func:`with_transfer` appends them with the teacher's forecast as their only
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -29,16 +24,16 @@ from torch import Tensor
 
 from .data import STEPS_PER_DAY, MetrLAWeek, load_metr_la_week
 
-__all__: list[str] = ["StandardScaler", "chronological_split", "chronological_halves", "sensor_outages", "hide_outages", "sliding_windows", "TrafficWindows", "traffic_splits",
-           "random_shift", "perturbed_copies", "with_transfer"]
+__all__: list[str] = ["StandardScaler", "chronological_split", "chronological_halves", "sensor_outages", "hide_outages",
+                      "sliding_windows", "TrafficWindows", "traffic_splits", "random_shift", "perturbed_copies",
+                      "with_transfer"]
 
 
 class StandardScaler:
-    """z-score scaling ``(x - mean) / std`` with statistics from the data it is fitted on.
+    """z-score scaling ``(x - mean) / std``; fit it on the training split only, then transform every split.
 
-    Fit it on the training split only, then transform every split with it.
-    ``axis=None`` uses one global mean/std; an int or tuple keeps per-slice statistics
-    (e.g. ``axis=0`` on a ``(steps, nodes)`` matrix gives one mean per sensor).
+    ``axis=None``: one global mean/std; an int or tuple: statistics over those dimensions
+    (``axis=0`` on a ``(steps, nodes)`` matrix gives one mean per sensor). A zero std becomes 1.
     """
 
     def __init__(self, axis: int | tuple[int, ...] | None = None) -> None:
@@ -82,11 +77,7 @@ class StandardScaler:
 def chronological_split(
     num_steps: int, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
 ) -> dict[str, range]:
-    """Split ``range(num_steps)`` into consecutive train / val / test ranges.
-
-    ``train`` gets ``int(f_train * num_steps)`` steps, ``val`` ``int(f_val * num_steps)``
-    and ``test`` the rest, in time order.
-    """
+    """Consecutive train / val / test ranges of ``int(f_train * num_steps)``, ``int(f_val * num_steps)``, rest steps."""
     if len(fractions) != 3 or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
         raise ValueError(f"fractions must be three positive numbers summing to 1, got {fractions}")
     n_train = int(fractions[0] * num_steps)
@@ -101,10 +92,9 @@ def chronological_split(
 def chronological_halves(num_windows: int, span: int) -> tuple[Tensor, Tensor]:
     """Indices of two blocks of consecutive windows, the earlier and the later half, sharing no time step.
 
-    Window ``w`` covers the steps ``[w, w + span)`` (``span = in_steps + out_steps``), so the
-    ``span - 1`` windows around the middle that overlap both halves are left out of either:
-    block 0 is ``[0, m)`` and block 1 ``[m + span - 1, num_windows)``, ``m = (num_windows - span + 1) // 2``.
-    A model trained on one block has seen no input and no label of the other (out-of-fold forecasts).
+    Window ``w`` covers the steps ``[w, w + span)`` (``span = in_steps + out_steps``): block 0 is
+    ``[0, m)``, block 1 ``[m + span - 1, num_windows)`` with ``m = (num_windows - span + 1) // 2``,
+    so a model trained on one block has seen no input and no label of the other (out-of-fold forecasts).
     """
     if span < 1 or num_windows < span + 1:
         raise ValueError(f"need span >= 1 and more than span windows, got num_windows={num_windows}, span={span}")
@@ -113,22 +103,17 @@ def chronological_halves(num_windows: int, span: int) -> tuple[Tensor, Tensor]:
 
 
 def sliding_windows(series: Tensor, in_steps: int = 12, out_steps: int = 12) -> tuple[Tensor, Tensor]:
-    """All windows of ``in_steps`` inputs followed by ``out_steps`` targets.
+    """All windows of ``in_steps`` inputs followed by ``out_steps`` targets of a time-first ``(steps, ...)`` series.
 
-    Args:
-        series: ``(steps, ...)`` tensor, time first.
-    Returns:
-        ``x`` of shape ``(W, in_steps, ...)`` and ``y`` of shape ``(W, out_steps, ...)`` with
-        ``W = steps - in_steps - out_steps + 1``; window ``w`` reads steps
-        ``w .. w+in_steps-1`` and predicts ``w+in_steps .. w+in_steps+out_steps-1``.
+    Returns ``x`` ``(W, in_steps, ...)`` and ``y`` ``(W, out_steps, ...)``, ``W = steps - in_steps - out_steps + 1``:
+    window ``w`` reads steps ``w .. w+in_steps-1`` and predicts ``w+in_steps .. w+in_steps+out_steps-1``.
     """
     if in_steps < 1 or out_steps < 1:
         raise ValueError(f"in_steps and out_steps must be >= 1, got {in_steps}, {out_steps}")
     span = in_steps + out_steps
     if series.shape[0] < span:
         raise ValueError(f"a series of {series.shape[0]} steps is too short for windows of {span} steps")
-    w = series.unfold(0, span, 1)  # (W, ..., span)
-    w = w.movedim(-1, 1)  # (W, span, ...)
+    w = series.unfold(0, span, 1).movedim(-1, 1)  # (W, span, ...)
     return w[:, :in_steps].contiguous(), w[:, in_steps:].contiguous()
 
 
@@ -169,24 +154,18 @@ def traffic_splits(
     out_steps: int = 12,
     fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
 ) -> tuple[dict[str, TrafficWindows], StandardScaler]:
-    """Chronological train/val/test windows of the METR-LA week and the fitted scaler.
+    """Chronological train/val/test windows of the METR-LA week (see the module docstring) and the fitted scaler.
 
-    The series is split in time first (:func:`chronological_split`), then windows are
-    slid inside each part, so no window spans two splits. The scaler is fitted on the
-    training part's speeds alone and applied to every split's inputs; targets stay in mph.
-    With the defaults: 1411 / 201 / 404 steps give 1388 / 178 / 381 windows.
-
-    Missing targets are NaN in ``y`` (inputs stay as they are, finite):
+    The scaler is applied to every split's inputs; targets stay in mph. With the defaults:
+    1411 / 201 / 404 steps give 1388 / 178 / 381 windows. Missing targets are NaN in ``y``
+    (inputs stay finite):
 
     1. every target not in ``data.observed`` (the interior of a filled straight run,
        :func:`kdlib.data.straight_runs`), and
-    2. a run's far end point ``last`` in every window whose inputs hold at least two points
-       of that run. The end point is a measurement, but the filling drew the line to it, so
-       two filled points in the input give it away: extrapolating their line hits it
-       exactly. Scoring or training on it would reward copying the filler, not forecasting.
+    2. a run's far end point ``last`` in every window whose inputs hold at least two points of
+       that run: a measurement, but the filler drew its line to it, so extrapolating the two
+       filled input points hits it exactly, and scoring it would reward copying the filler.
        With fewer than two run points in the input, the end point is a fair target.
-
-    ``y_unmasked`` keeps the raw targets for the side-by-side comparison only.
     """
     data = data if data is not None else load_metr_la_week()
     parts = chronological_split(data.speed.shape[0], fractions)
@@ -194,16 +173,16 @@ def traffic_splits(
     sod = data.step_of_day
     target = data.observed_speed
     span = in_steps + out_steps
+    j, first, last = torch.as_tensor(data.filled_runs, dtype=torch.long).reshape(-1, 3).unbind(1)
     out: dict[str, TrafficWindows] = {}
     for name, r in parts.items():
         seg = data.speed[r.start : r.stop]
-        x, y_raw = sliding_windows(scaler.transform(seg), in_steps, out_steps)
+        x, _ = sliding_windows(scaler.transform(seg), in_steps, out_steps)
         _, y_raw = sliding_windows(seg, in_steps, out_steps)
         _, y = sliding_windows(target[r.start : r.stop], in_steps, out_steps)
         start = torch.arange(x.shape[0]) + r.start
         # windows w with a run's `last` among their targets (w + in_steps <= last < w + span) and >= 2 of its
         # points among their inputs (w + in_steps - 1 >= first + 1), inside this split (r.start <= w <= r.stop - span)
-        j, first, last = torch.as_tensor(data.filled_runs, dtype=torch.long).reshape(-1, 3).unbind(1)
         lo = torch.maximum(torch.maximum(last - span + 1, first + 2 - in_steps), torch.tensor(r.start))
         hi = torch.minimum(last - in_steps, torch.tensor(r.stop - span))
         w = lo[:, None] + torch.arange(out_steps)  # at most out_steps windows per run
@@ -215,11 +194,10 @@ def traffic_splits(
 
 
 def sensor_outages(num_steps: int, num_nodes: int, rate: float, length: int, seed: int = 0) -> Tensor:
-    """A ``(num_steps, num_nodes)`` bool mask of simulated detector outages: True = reading lost.
+    """A ``(num_steps, num_nodes)`` bool mask of simulated detector outages (True = reading lost), seeded.
 
-    Each sensor's steps are cut into consecutive blocks of ``length`` steps (72 = 6 hours at
-    5 minutes), and each block is lost with probability ``rate``, independently, as when a loop
-    detector goes dark for hours. Seeded: the same arguments give the same outages.
+    Each sensor's steps are cut into blocks of ``length`` steps (72 = 6 hours), each lost
+    independently with probability ``rate``, as when a loop detector goes dark for hours.
     """
     if not 0 <= rate <= 1 or length < 1:
         raise ValueError(f"need 0 <= rate <= 1 and length >= 1, got rate={rate}, length={length}")
@@ -229,12 +207,11 @@ def sensor_outages(num_steps: int, num_nodes: int, rate: float, length: int, see
 
 
 def hide_outages(windows: TrafficWindows, lost: Tensor, steps_per_day: int = STEPS_PER_DAY) -> TrafficWindows:
-    """The same windows with every reading of ``lost`` (``(len(windows.steps), N)``, over the
-    split's steps) taken away: NaN in the targets ``y`` (every kdlib loss and metric skips it), and
-    in the scaled inputs ``x`` the usual stand-in for a missing reading, the sensor's mean at that
-    time of day over the readings that survived (the sensor's mean where none did at that time, 0
-    where it has none at all). The stand-ins are computed from the windows' own surviving inputs:
-    no lost reading enters them.
+    """The windows with every reading of ``lost`` (``(len(windows.steps), N)``, over the split's steps) taken away.
+
+    Lost targets become NaN in ``y``; lost inputs in ``x`` become the sensor's mean at that time of
+    day over its surviving inputs in these windows (its overall mean where none survived at that
+    time, 0 where none at all), so no lost reading enters the stand-ins.
     """
     i, o = windows.x.shape[1], windows.y.shape[1]
     if lost.shape != (len(windows.steps), windows.x.shape[2]) or len(windows.steps) - i - o + 1 != len(windows):
@@ -250,21 +227,17 @@ def hide_outages(windows: TrafficWindows, lost: Tensor, steps_per_day: int = STE
     sensor_mean = value.sum(0) / seen.sum(0).clamp(min=1)
     profile = torch.where(count > 0, total / count.clamp(min=1), sensor_mean)  # (steps_per_day, N)
     x = torch.where(lost_x, profile[tod_x], windows.x)
-    return TrafficWindows(x=x, tod=windows.tod, y=windows.y.masked_fill(lost_y, float("nan")),
-                          start=windows.start, steps=windows.steps, y_unmasked=windows.y_unmasked)
+    return replace(windows, x=x, y=windows.y.masked_fill(lost_y, float("nan")))
 
 
-# ---------------------------------------------------------------------------
-# Augmentation and transfer sets
-# ---------------------------------------------------------------------------
+# --- Augmentation and transfer sets -----------------------------------------
 
 
 def random_shift(images: Tensor, max_shift: int = 2, generator: torch.Generator | None = None) -> Tensor:
-    """Translate each image by its own random integer offset in ``[-max_shift, max_shift]`` pixels.
+    """Translate each ``(B, C, H, W)`` image by its own random integer offset in ``[-max_shift, max_shift]`` pixels.
 
-    ``images``: ``(B, C, H, W)``. Pixels shifted in from outside are the image's minimum
-    value (the background of a normalised MNIST digit). Hinton et al. (2015) trained their
-    MNIST teacher with such jitter.
+    Pixels shifted in are the batch's minimum (a normalised MNIST digit's background). Hinton et
+    al. (2015) trained their MNIST teacher with such jitter.
     """
     if images.dim() != 4:
         raise ValueError(f"images must be (batch, channels, height, width), got {tuple(images.shape)}")
@@ -272,15 +245,14 @@ def random_shift(images: Tensor, max_shift: int = 2, generator: torch.Generator 
         raise ValueError(f"max_shift must be >= 0, got {max_shift}")
     if max_shift == 0:
         return images
-    b, c, h, w = images.shape
-    s = max_shift
+    (b, c, h, w), s, dev = images.shape, max_shift, images.device
     padded = F.pad(images, (s, s, s, s), value=float(images.min()))
-    dy = torch.randint(-s, s + 1, (b,), generator=generator).to(images.device)
-    dx = torch.randint(-s, s + 1, (b,), generator=generator).to(images.device)
-    rows = (torch.arange(h, device=images.device) + s)[None, :] - dy[:, None]  # (B, H)
-    cols = (torch.arange(w, device=images.device) + s)[None, :] - dx[:, None]  # (B, W)
-    bi = torch.arange(b, device=images.device)[:, None, None, None]
-    ci = torch.arange(c, device=images.device)[None, :, None, None]
+    dy = torch.randint(-s, s + 1, (b,), generator=generator).to(dev)
+    dx = torch.randint(-s, s + 1, (b,), generator=generator).to(dev)
+    rows = (torch.arange(h, device=dev) + s)[None, :] - dy[:, None]  # (B, H)
+    cols = (torch.arange(w, device=dev) + s)[None, :] - dx[:, None]  # (B, W)
+    bi = torch.arange(b, device=dev)[:, None, None, None]
+    ci = torch.arange(c, device=dev)[None, :, None, None]
     return padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
 
 
@@ -293,10 +265,9 @@ def perturbed_copies(
     seed: int = 0,
     steps_per_day: int = STEPS_PER_DAY,
 ) -> tuple[Tensor, Tensor]:
-    """``copies`` perturbed versions of the windows ``(x, tod)``, stacked: ``(copies * W, T, N)``, ``(copies * W,)``.
+    r"""``copies`` perturbed versions of the windows ``(x, tod)``, stacked: ``(copies * W, T, N)``, ``(copies * W,)``.
 
-    ``noise_std`` is in scaled (z-score) units; ``tod_shift`` is the largest shift in steps.
-    Deterministic for a given ``seed``.
+    ``noise_std`` (:math:`\sigma` above) is in z-score units; ``tod_shift`` (``s``) is the largest shift in steps.
     """
     if copies < 1:
         raise ValueError(f"copies must be >= 1, got {copies}")

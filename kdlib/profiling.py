@@ -80,10 +80,9 @@ def training_step_seconds(
 ) -> float:
     """Median seconds of one Adam training step (augment, forward, loss, backward, step) on one batch.
 
-    ``inputs``/``targets`` are one mini-batch (tuples of tensors, as :func:`kdlib.fit`
-    passes them: ``loss_fn(model(*inputs), *targets)``). The model is trained in place
-    on that batch, so pass a copy if its weights matter. Multiply by the number of steps
-    of a training run to estimate its cost without running it.
+    ``inputs``/``targets``: one mini-batch, as :func:`kdlib.fit` passes them (``loss_fn(model(*inputs),
+    *targets)``). Trains the model in place (pass a copy if its weights matter). Times the number of
+    steps of a run, it estimates the run's cost without running it.
     """
     if steps < 1 or warmup < 0:
         raise ValueError(f"steps must be >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
@@ -108,16 +107,13 @@ def break_even_inferences(
 ) -> float:
     r"""Inferences after which serving the student instead of the teacher has paid for distillation.
 
-    Serving :math:`N` inferences with the teacher costs :math:`N t_T`; with the distilled
-    student it costs :math:`C + N t_S`, where :math:`C` is the extra training compute
-    (the teacher's training, if it was trained only to be distilled, plus caching its
-    outputs and training the student). The two are equal at
+    Serving :math:`N` inferences costs :math:`N t_T` with the teacher and :math:`C + N t_S` with the
+    student, :math:`C` = ``extra_training_seconds`` (caching the teacher's outputs and training the
+    student, plus the teacher's training if it was trained only to be distilled); they are equal at
 
-    .. math:: N^* = \frac{C}{t_T - t_S}.
+    .. math:: N^* = \frac{C}{t_T - t_S}
 
-    Args:
-        extra_training_seconds: :math:`C`, in seconds (>= 0).
-        teacher_seconds, student_seconds: :math:`t_T, t_S`, seconds per inference (> 0).
+    with ``teacher_seconds`` :math:`t_T` and ``student_seconds`` :math:`t_S` per inference.
     """
     if extra_training_seconds < 0:
         raise ValueError(f"extra_training_seconds must be >= 0, got {extra_training_seconds}")

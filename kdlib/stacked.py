@@ -1,29 +1,20 @@
 r"""Train K seeds of one small model at once: stacked parameters, one batched step per batch.
 
-A small student on a CPU is bound by per-step overhead, not arithmetic: a 784-30-30-10 MLP at
-batch 64 spends most of a step in Python, the dispatcher, autograd and the optimiser, not in
-its 25k multiply-adds per sample, and ``K`` seeds run one after the other pay that ``K`` times.
-:func:`fit_stacked` stacks the copies' parameters along a new leading (seed) dimension and runs
-them as one model (:func:`torch.func.functional_call` under :func:`torch.vmap`: each ``Linear``
-becomes one batched matmul), so one forward, backward and optimiser step serve all copies.
-Only the arithmetic and the batch gathering grow with ``K``, so a model whose step is already
-arithmetic (Part III's STID students: 64 windows x 207 sensors per matmul) gains little.
-
-The copies do not interact. Copy ``k`` starts from ``models[k]``'s weights (:func:`seeded_students`:
-``seed_everything(seed); make_student()``), walks ``fit(seed=seeds[k])``'s batch order (a
-``torch.randperm(n, generator=torch.Generator().manual_seed(seed))`` per epoch, cut into contiguous
-batches), and the loss is the sum of the per-copy mean losses, so copy ``k``'s gradient is its
-own loss's. Adam, AdamW and SGD update each element on its own: one optimiser over the stacked
-tensors is ``K`` optimisers, and a per-epoch scheduler (:func:`kdlib.cosine_adam`) schedules all
-alike. Each copy keeps its own validation scores, best epoch and best weights, copied back into
-``models``: ordinary modules again, trained as ``K`` :func:`kdlib.fit` runs up to float rounding
-(batched matmuls round differently; with dropout, each copy draws its own masks).
+A small student on a CPU is bound by per-step overhead (Python, dispatcher, autograd, optimiser),
+not arithmetic, and ``K`` seeds run one after the other pay it ``K`` times. :func:`fit_stacked`
+stacks the copies' parameters along a new leading (seed) dimension and runs them as one model
+(:func:`torch.func.functional_call` under :func:`torch.vmap`), so one forward, backward and
+optimiser step serve all copies. Copy ``k`` starts from ``models[k]``'s weights
+(:func:`seeded_students`), walks ``fit(seed=seeds[k])``'s batch order, and gets only its own
+loss's gradient (the loss is the sum of the per-copy losses); Adam, AdamW and SGD update each
+element on its own, so one optimiser over the stacked tensors is ``K`` optimisers. Each copy keeps
+its own validation scores and best weights, copied back into ``models``: ``K`` :func:`kdlib.fit`
+runs up to float rounding (batched matmuls round differently; dropout masks differ per copy).
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -33,7 +24,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state
 
-from .train import History, Tensors, _check_fit_args, default_device, seed_everything
+from .train import (History, OptimizerFactory, SchedulerFactory, Tensors, _check_fit_args, _check_loss, _is_best,
+                    default_device, seed_everything)
 
 __all__: list[str] = ["seeded_students", "fit_stacked"]
 
@@ -56,22 +48,11 @@ def _predict(base: nn.Module, params: Stack, buffers: Stack, xs: tuple[Tensor, .
 
 
 def fit_stacked(
-    models: Sequence[nn.Module],
-    inputs: Tensors,
-    targets: Tensors,
-    loss_fn: Callable[..., Tensor],
-    *,
-    seeds: Sequence[int],
-    epochs: int = 10,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    optimizer: Callable[..., torch.optim.Optimizer] | None = None,
-    scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
-    val_data: tuple[Tensors, Tensors] | None = None,
-    val_metric: Callable[..., float] | None = None,
-    higher_is_better: bool | None = None,
-    restore_best: bool = True,
-    device: torch.device | str | None = None,
+    models: Sequence[nn.Module], inputs: Tensors, targets: Tensors, loss_fn: Callable[..., Tensor], *,
+    seeds: Sequence[int], epochs: int = 10, batch_size: int = 64, lr: float = 1e-3,
+    optimizer: OptimizerFactory | None = None, scheduler: SchedulerFactory | None = None,
+    val_data: tuple[Tensors, Tensors] | None = None, val_metric: Callable[..., float] | None = None,
+    higher_is_better: bool | None = None, restore_best: bool = True, device: torch.device | str | None = None,
 ) -> list[History]:
     """Train ``models`` (same architecture) together, copy ``k`` as ``fit(models[k], ..., seed=seeds[k])`` would.
 
@@ -125,10 +106,7 @@ def fit_stacked(
             losses.sum().backward()  # copy k's parameters get only loss k's gradient
             opt.step()
             for k, v in enumerate(losses.tolist()):  # the one sync per batch
-                if not math.isfinite(v):
-                    raise FloatingPointError(f"training loss {v} for seed {seeds[k]} in epoch {epoch}, batch "
-                                             f"{i // batch_size}: look for NaN/inf in the inputs or targets, log(0) "
-                                             "or /0 in loss_fn, or a too high learning rate")
+                _check_loss(v, epoch, i // batch_size, seeds[k])
                 totals[k] += v * idx.shape[1]
         for h, total in zip(histories, totals):
             h.train_loss.append(total / n)
@@ -139,9 +117,7 @@ def fit_stacked(
             for k, h in enumerate(histories):
                 score = float(val_metric(preds[k], *vy))
                 h.val_score.append(score)
-                if math.isnan(score):
-                    warnings.warn(f"seed {seeds[k]}, epoch {epoch}: validation score NaN, never the best", stacklevel=2)
-                elif best[k] is None or (score > best[k] if higher_is_better else score < best[k]):
+                if _is_best(score, best[k], higher_is_better, f"seed {seeds[k]}, epoch {epoch}"):
                     best[k], h.best_epoch = score, epoch
                     best_state[k] = {name: t.detach().clone() for name, t in state(k).items()} if restore_best else None
         seconds = time.perf_counter() - t0

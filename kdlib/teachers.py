@@ -1,23 +1,16 @@
-"""The book's teachers: their architectures, verified loading, cached outputs and retraining.
+"""The book's teachers: architectures, verified loading, cached outputs and the retraining CLI.
 
-``load_teacher("mnist-teacher")`` returns the shipped, SHA-256-verified teacher in eval
-mode, in one call. :func:`cached_predict` computes a teacher's outputs once and keeps
-them on disk (see below). The same module regenerates the shipped checkpoints::
+``load_teacher("mnist-teacher")`` returns a shipped, SHA-256-verified teacher in eval mode;
+:func:`cached_predict` keeps a teacher's outputs on disk (under :func:`kdlib.files.cache_dir`), so
+the notebooks compute them once. Each recipe below seeds everything, trains with :func:`kdlib.fit`,
+writes ``checkpoints/<name>.pt``, its SHA-256 in ``checkpoints/SHA256SUMS`` and the wall time and
+machine in ``checkpoints/<name>.json``::
 
-    python -m kdlib.teachers mnist-teacher     # SmallCNN on MNIST
-    python -m kdlib.teachers metr-la-teacher   # graph teacher (ensemble) on the METR-LA week
+    python -m kdlib.teachers mnist-teacher           # SmallCNN on MNIST
+    python -m kdlib.teachers metr-la-teacher         # graph teacher (ensemble) on the METR-LA week
     python -m kdlib.teachers metr-la-fold-teachers   # two members, one per half of the training windows
     python -m kdlib.teachers metr-la-outage-teacher  # one member trained under simulated sensor outages
     python -m kdlib.teachers --list
-
-Each recipe seeds everything, trains with :func:`kdlib.fit` on the CPU (or CUDA when
-present), writes ``checkpoints/<name>.pt`` and its SHA-256 into
-``checkpoints/SHA256SUMS``, prints the test score, and records the wall time and machine
-in ``checkpoints/<name>.json``.
-
-Cached outputs: every distillation notebook needs a teacher's outputs over the 55,000 MNIST
-training images (tens of seconds on two CPU cores); :func:`cached_predict` keeps them on disk
-under :func:`kdlib.files.cache_dir`, keyed by the model, the inputs and the forward arguments.
 """
 
 from __future__ import annotations
@@ -27,14 +20,13 @@ import hashlib
 import json
 import os
 import platform
-from pathlib import Path
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
 from torch import Tensor, nn
 
 from .data import load_metr_la_week, load_mnist
@@ -203,11 +195,9 @@ TEACHERS: dict[str, Callable[[], nn.Module]] = {
 
 
 def load_teacher(name: str, folder: str | os.PathLike = CHECKPOINT_DIR) -> nn.Module:
-    """The shipped teacher ``name`` with its SHA-256-verified weights, in eval mode on the CPU.
+    """The shipped teacher ``name`` (a key of :data:`TEACHERS`) with its SHA-256-verified weights, in eval mode.
 
-    ``load_teacher("mnist-teacher")`` (SmallCNN, MNIST) or ``load_teacher("metr-la-teacher")``
-    (DiffusionMLP ensemble, METR-LA week). A missing or corrupt checkpoint raises an error
-    that says how to regenerate it: ``python -m kdlib.teachers NAME``.
+    A missing or corrupt checkpoint raises an error that says how to regenerate it.
     """
     if name not in TEACHERS:
         raise ValueError(f"unknown teacher {name!r}; the shipped teachers are {sorted(TEACHERS)}")
@@ -233,15 +223,13 @@ def _model_key(model: nn.Module) -> str:
 def cached_predict(
     model: nn.Module, inputs: Tensors, folder: str | os.PathLike | None = None, key: str = "", **forward_kwargs
 ) -> Tensor | tuple[Tensor, ...]:
-    """:func:`kdlib.predict` with a disk cache; same arguments and return value.
+    """:func:`kdlib.predict` with a disk cache (``folder``, default :func:`kdlib.files.cache_dir`); same return value.
 
-    The cache file is ``folder/outputs-<sha256[:20]>.pt`` (``folder`` defaults to
-    :func:`kdlib.files.cache_dir`), the hash covering the model's class and ``repr``, the
-    ``state_dict`` (names and values), every submodule's public attributes that are numbers,
-    strings, tuples/lists of those or tensors, the inputs, ``forward_kwargs`` and ``key``.
-    The hash cannot see other state, e.g. a closure or an object the forward pass reads:
-    pass a ``key`` string that identifies it, or call :func:`kdlib.predict` (no cache).
-    When the folder cannot be written, the outputs are returned without caching.
+    The file name hashes the model's class and ``repr``, its ``state_dict``, every submodule's
+    public attributes that are numbers, strings, tuples/lists of those or tensors, the inputs,
+    ``forward_kwargs`` and ``key``. Other state (a closure, an object the forward pass reads) is
+    invisible to it: pass a ``key`` that identifies it, or use :func:`kdlib.predict`. An
+    unwritable folder means no caching, not an error.
     """
     folder = Path(folder) if folder is not None else cache_dir()
     state = model.state_dict()
@@ -315,14 +303,10 @@ _STEP_TIMERS: dict[str, Callable[[int], tuple[float, int]]] = {
 def estimate_training_seconds(name: str, steps: int = 20) -> dict:
     """What retraining a shipped teacher costs on this machine, without retraining it.
 
-    Times ``steps`` Adam steps of the recipe's own model on one batch of its own data
-    (with the MNIST recipe's pixel jitter) with :func:`kdlib.profiling.training_step_seconds`,
-    and multiplies by the recipe's number of steps (members x epochs x batches per epoch).
-    Per-epoch validation and data shuffling are not counted, so this slightly
-    underestimates; ``python -m kdlib.teachers NAME`` records the real time in
-    ``checkpoints/NAME.json``.
-
-    Returns a dict: ``step_seconds``, ``steps`` (of the full recipe), ``seconds`` (their product).
+    :func:`kdlib.profiling.training_step_seconds` of the recipe's model on one batch of its data
+    (MNIST: with the pixel jitter) times the recipe's steps (members x epochs x batches). Validation
+    and shuffling are not counted (a slight underestimate; the real time is in ``checkpoints/NAME.json``).
+    Returns ``{"step_seconds": .., "steps": .., "seconds": ..}``.
     """
     if name not in _STEP_TIMERS:
         raise ValueError(f"unknown recipe {name!r}; choose one of {sorted(_STEP_TIMERS)}")

@@ -30,14 +30,15 @@ from torch import Tensor, nn
 __all__: list[str] = ["seed_everything", "cosine_adam", "default_device", "History", "predict", "fit"]
 
 Tensors = Tensor | Sequence[Tensor]
+OptimizerFactory = Callable[..., torch.optim.Optimizer]  # params -> optimiser
+SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]  # optimiser -> schedule
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
-    """Seed ``random``, NumPy and PyTorch (CPU and CUDA) with ``seed``.
+    """Seed ``random``, NumPy and PyTorch (CPU and CUDA); returns a ``torch.Generator`` seeded likewise.
 
-    With ``deterministic=True`` also asks PyTorch for deterministic kernels (slower on
-    CUDA; on the CPU, results with the same thread count are already repeatable).
-    Returns a ``torch.Generator`` seeded likewise, for code that takes one.
+    ``deterministic=True`` also asks for deterministic kernels (slower on CUDA; on the CPU,
+    results with the same thread count are already repeatable).
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
@@ -118,9 +119,8 @@ def predict(
 ) -> Tensor | tuple[Tensor, ...]:
     """Model outputs for all samples, in eval mode, without gradients, on the CPU.
 
-    With ``return_features=True`` in ``forward_kwargs`` returns ``(outputs, features)``.
-    Use it to cache a teacher's outputs once before distilling. On zero samples the model
-    runs on one empty batch, so the outputs are empty tensors of the right shape.
+    With ``return_features=True`` returns ``(outputs, features)``. Zero samples give empty
+    outputs of the right shape (the model runs on one empty batch).
     """
     xs = _as_tuple(inputs)
     if not xs:
@@ -169,6 +169,21 @@ def _check_fit_args(inputs, targets, epochs, batch_size, val_data, val_metric, h
     return xs, ys, n, vx, vy, higher_is_better
 
 
+def _check_loss(value: float, epoch: int, batch: int, seed: int | None = None) -> None:
+    if not math.isfinite(value):
+        which = "" if seed is None else f" for seed {seed}"
+        raise FloatingPointError(f"training loss {value}{which} in epoch {epoch}, batch {batch}: look for NaN/inf in the "
+                                 "inputs or targets, log(0) or /0 in loss_fn, or a too high learning rate")
+
+
+def _is_best(score: float, best: float | None, higher_is_better: bool, where: str) -> bool:
+    """Whether a validation score beats ``best``; NaN never does (with a warning)."""
+    if math.isnan(score):
+        warnings.warn(f"{where}: the validation score is NaN, so never the best", stacklevel=3)
+        return False
+    return best is None or (score > best if higher_is_better else score < best)
+
+
 def fit(
     model: nn.Module,
     inputs: Tensors,
@@ -178,8 +193,8 @@ def fit(
     epochs: int = 10,
     batch_size: int = 64,
     lr: float = 1e-3,
-    optimizer: Callable[..., torch.optim.Optimizer] | None = None,
-    scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
+    optimizer: OptimizerFactory | None = None,
+    scheduler: SchedulerFactory | None = None,
     val_data: tuple[Tensors, Tensors] | None = None,
     val_metric: Callable[..., float] | None = None,
     higher_is_better: bool | None = None,
@@ -270,9 +285,7 @@ def fit(
             loss.backward()
             opt.step()
             value = loss.item()  # the one sync per batch, needed for the running total anyway
-            if not math.isfinite(value):
-                raise FloatingPointError(f"training loss {value} in epoch {epoch}, batch {i // batch_size}: look for NaN/inf"
-                                         " in the inputs or targets, log(0) or /0 in loss_fn, or a too high learning rate")
+            _check_loss(value, epoch, i // batch_size)
             total += value * bx[0].shape[0]
             count += bx[0].shape[0]
         history.train_loss.append(total / count)
@@ -281,9 +294,7 @@ def fit(
         if val_data is not None:
             score = float(val_metric(predict(model, vx, device=device), *vy))
             history.val_score.append(score)
-            if math.isnan(score):
-                warnings.warn(f"epoch {epoch}: the validation score is NaN, so never the best", stacklevel=2)
-            elif best is None or (score > best if higher_is_better else score < best):
+            if _is_best(score, best, higher_is_better, f"epoch {epoch}"):
                 best, history.best_epoch = score, epoch
                 if restore_best:
                     best_state = copy.deepcopy(model.state_dict())

@@ -143,8 +143,11 @@ def test_paired_dots_draws_each_seed_and_interval():
                           "e1": [5.0, 4.0, 6.0, 5.5, 5.0, 4.5], "e2": [1.0, 1.0, 2.0, 1.0, 3.0, 2.0]})
     cis = {c: kdlib.paired_ci(table, "a", "b", c) for c in ("e1", "e2")}
     fig, ax = plt.subplots()
-    paired_dots(ax, table, "a", "b", ["e1", "e2"], cis)
+    paired_dots(ax, {"first": cis["e1"], "second": (cis["e2"], cis["e1"])})  # a second interval per group: grey
     dots = [line for line in ax.lines if line.get_marker() == "o"]
     assert [list(d.get_ydata()) for d in dots] == [[1.0, 0.5, 0.5], [0.0, 1.0, 1.0]]
-    assert len(ax.containers) == 2 and ax.containers[0][0].get_ydata()[0] == pytest.approx(cis["e1"].mean)
+    assert len(ax.containers) == 3 and ax.containers[0][0].get_ydata()[0] == pytest.approx(cis["e1"].mean)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["first", "second"]
+    with pytest.raises(ValueError, match="per-seed differences"):
+        paired_dots(ax, {"unpaired": kdlib.welch_ci([1.0, 2.0], [0.0, 1.0])})
     plt.close(fig)
