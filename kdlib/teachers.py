@@ -22,6 +22,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 from functools import partial
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from .preprocessing import (TrafficWindows, chronological_halves, hide_outages, 
 from .profiling import training_step_seconds
 from .train import Tensors, _as_tuple, fit, predict, seed_everything
 
-__all__: list[str] = ["TEACHERS", "load_teacher", "cached_predict", "mnist_teacher_model", "metr_la_teacher_model",
+__all__: list[str] = ["Teacher", "TEACHERS", "load_teacher", "cached_predict", "mnist_teacher_model", "metr_la_teacher_model",
            "train_mnist_teacher", "train_metr_la_teacher", "estimate_training_seconds",
            "MNIST_TEACHER_TRAINING", "METR_LA_TEACHER", "METR_LA_TEACHER_TRAINING", "train_metr_la_fold_teachers",
            "metr_la_fold_blocks", "fold_forecasts", "METR_LA_OUTAGES", "metr_la_outages", "train_metr_la_outage_teacher"]
@@ -185,26 +186,6 @@ def fold_forecasts(teachers: Ensemble, inputs: Tensors, blocks: tuple[Tensor, Te
     return out
 
 
-TEACHERS: dict[str, Callable[[], nn.Module]] = {
-    "mnist-teacher": mnist_teacher_model,
-    "metr-la-teacher": metr_la_teacher_model,
-    "metr-la-fold-teachers": metr_la_teacher_model,  # two members, one per block of training windows
-    "metr-la-outage-teacher": partial(metr_la_teacher_model, members=1),  # trained under METR_LA_OUTAGES
-}
-"""Name of a shipped checkpoint -> a builder of its (untrained) architecture."""
-
-
-def load_teacher(name: str, folder: str | os.PathLike = CHECKPOINT_DIR) -> nn.Module:
-    """The shipped teacher ``name`` (a key of :data:`TEACHERS`) with its SHA-256-verified weights, in eval mode.
-
-    A missing or corrupt checkpoint raises an error that says how to regenerate it.
-    """
-    if name not in TEACHERS:
-        raise ValueError(f"unknown teacher {name!r}; the shipped teachers are {sorted(TEACHERS)}")
-    regenerate = f"python -m kdlib.teachers {name}" if name in RECIPES else None
-    return load_checkpoint(TEACHERS[name](), name, folder, how_to_regenerate=regenerate)
-
-
 def _plain(v: object) -> bool:
     return v is None or isinstance(v, (bool, int, float, str)) or (
         isinstance(v, (tuple, list)) and all(_plain(x) for x in v))
@@ -253,13 +234,6 @@ def cached_predict(
     return out
 
 
-RECIPES: dict[str, Callable[[], torch.nn.Module]] = {
-    "mnist-teacher": train_mnist_teacher,
-    "metr-la-teacher": train_metr_la_teacher,
-    "metr-la-fold-teachers": train_metr_la_fold_teachers,
-    "metr-la-outage-teacher": train_metr_la_outage_teacher,
-}
-
 def _mnist_teacher_steps(steps: int) -> tuple[float, int]:
     plan = MNIST_TEACHER_TRAINING
     data = load_mnist()
@@ -292,12 +266,33 @@ def _metr_la_outage_teacher_steps(steps: int) -> tuple[float, int]:
     return step, total // METR_LA_TEACHER_TRAINING["members"]  # one member
 
 
-_STEP_TIMERS: dict[str, Callable[[int], tuple[float, int]]] = {
-    "mnist-teacher": _mnist_teacher_steps,
-    "metr-la-teacher": _metr_la_teacher_steps,
-    "metr-la-fold-teachers": _metr_la_fold_teachers_steps,
-    "metr-la-outage-teacher": _metr_la_outage_teacher_steps,
-}  # recipe name -> (seconds per training step, steps of the whole recipe)
+class Teacher(NamedTuple):
+    """A shipped teacher: its architecture, its retraining recipe and its cost."""
+
+    model: Callable[[], nn.Module]  # the untrained architecture (load the checkpoint into it)
+    train: Callable[[], nn.Module]  # the recipe: python -m kdlib.teachers NAME
+    steps: Callable[[int], tuple[float, int]]  # timed steps -> (seconds per training step, steps of the recipe)
+
+
+TEACHERS: dict[str, Teacher] = {
+    "mnist-teacher": Teacher(mnist_teacher_model, train_mnist_teacher, _mnist_teacher_steps),
+    "metr-la-teacher": Teacher(metr_la_teacher_model, train_metr_la_teacher, _metr_la_teacher_steps),
+    "metr-la-fold-teachers": Teacher(metr_la_teacher_model, train_metr_la_fold_teachers,  # one member per block
+                                     _metr_la_fold_teachers_steps),
+    "metr-la-outage-teacher": Teacher(partial(metr_la_teacher_model, members=1), train_metr_la_outage_teacher,
+                                      _metr_la_outage_teacher_steps),
+}
+"""Name of a shipped checkpoint -> its :class:`Teacher`."""
+
+
+def load_teacher(name: str, folder: str | os.PathLike = CHECKPOINT_DIR) -> nn.Module:
+    """The shipped teacher ``name`` (a key of :data:`TEACHERS`) with its SHA-256-verified weights, in eval mode.
+
+    A missing or corrupt checkpoint raises an error that says how to regenerate it.
+    """
+    if name not in TEACHERS:
+        raise ValueError(f"unknown teacher {name!r}; the shipped teachers are {sorted(TEACHERS)}")
+    return load_checkpoint(TEACHERS[name].model(), name, folder, how_to_regenerate=f"python -m kdlib.teachers {name}")
 
 
 def estimate_training_seconds(name: str, steps: int = 20) -> dict:
@@ -308,23 +303,23 @@ def estimate_training_seconds(name: str, steps: int = 20) -> dict:
     and shuffling are not counted (a slight underestimate; the real time is in ``checkpoints/NAME.json``).
     Returns ``{"step_seconds": .., "steps": .., "seconds": ..}``.
     """
-    if name not in _STEP_TIMERS:
-        raise ValueError(f"unknown recipe {name!r}; choose one of {sorted(_STEP_TIMERS)}")
-    step, total = _STEP_TIMERS[name](steps)
+    if name not in TEACHERS:
+        raise ValueError(f"unknown recipe {name!r}; choose one of {sorted(TEACHERS)}")
+    step, total = TEACHERS[name].steps(steps)
     return {"step_seconds": step, "steps": total, "seconds": step * total}
 
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m kdlib.teachers NAME`` retrains ``NAME`` and rewrites its checkpoint; ``--list`` lists the names."""
     parser = argparse.ArgumentParser(prog="python -m kdlib.teachers", description=__doc__.splitlines()[0])
-    parser.add_argument("name", nargs="?", choices=sorted(RECIPES), help="checkpoint to regenerate")
+    parser.add_argument("name", nargs="?", choices=sorted(TEACHERS), help="checkpoint to regenerate")
     parser.add_argument("--list", action="store_true", help="list the recipes")
     args = parser.parse_args(argv)
     if args.list or args.name is None:
-        print("\n".join(sorted(RECIPES)))
+        print("\n".join(sorted(TEACHERS)))
         return
     t0 = time.perf_counter()
-    model = RECIPES[args.name]()
+    model = TEACHERS[args.name].train()
     seconds = time.perf_counter() - t0
     digest = save_checkpoint(model.cpu(), args.name)
     info = dict(name=args.name, sha256=digest, train_seconds=round(seconds, 1),

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import kdlib
-from kdlib.teachers import MNIST_TEACHER_TRAINING, METR_LA_TEACHER_TRAINING, RECIPES, estimate_training_seconds
+from kdlib.teachers import MNIST_TEACHER_TRAINING, METR_LA_TEACHER_TRAINING, TEACHERS, estimate_training_seconds
 
 
 def test_training_step_seconds_trains_and_is_positive():
@@ -35,7 +35,7 @@ def test_estimate_counts_every_step_of_the_recipe():
 def test_estimate_knows_every_recipe_and_rejects_others():
     with pytest.raises(ValueError, match="unknown recipe"):
         estimate_training_seconds("resnet-teacher")
-    for name in RECIPES:
+    for name in TEACHERS:
         assert estimate_training_seconds(name, steps=1)["seconds"] > 0
 
 

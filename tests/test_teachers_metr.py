@@ -3,11 +3,11 @@
 import torch
 
 import kdlib
-from kdlib.teachers import RECIPES
+from kdlib.teachers import TEACHERS
 
 
 def test_shipped_metr_la_teacher_reproduces_its_score_and_beats_last_value():
-    assert "metr-la-teacher" in RECIPES
+    assert "metr-la-teacher" in TEACHERS
     splits, scaler = kdlib.traffic_splits()
     test = splits["test"]
     teacher = kdlib.load_teacher("metr-la-teacher")
