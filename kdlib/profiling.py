@@ -68,6 +68,19 @@ def latency(model: nn.Module, inputs: tuple[Tensor, ...], repeats: int = 50, war
     return statistics.median(times)
 
 
+def _adam_step(model: nn.Module, loss_fn: Callable[..., Tensor], lr: float) -> Callable[[tuple, tuple], None]:
+    """``step(inputs, targets)``: one Adam step of ``model`` (put in train mode) on a batch, as :func:`kdlib.fit` takes it."""
+    model.train()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+
+    def step(inputs: tuple[Tensor, ...], targets: tuple[Tensor, ...]) -> None:
+        loss = loss_fn(model(*inputs), *targets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
 def training_step_seconds(
     model: nn.Module,
     inputs: tuple[Tensor, ...],
@@ -86,16 +99,11 @@ def training_step_seconds(
     """
     if steps < 1 or warmup < 0:
         raise ValueError(f"steps must be >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
-    model.train()
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    step = _adam_step(model, loss_fn, lr)
     times = []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
-        bx = tuple(augment(inputs)) if augment is not None else inputs
-        loss = loss_fn(model(*bx), *targets)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        step(tuple(augment(inputs)) if augment is not None else inputs, targets)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     model.eval()
@@ -193,19 +201,14 @@ def seconds_per_batch(
     """
     if n_batches < 1:
         raise ValueError(f"n_batches must be >= 1, got {n_batches}")
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    it = iter(batches)
+    train_step, it = _adam_step(model, loss_fn, lr), iter(batches)
 
     def step() -> None:
         try:
             x, y = next(it)
         except StopIteration:
             raise ValueError(f"batches ran out before warmup + n_batches = {warmup + n_batches} steps") from None
-        loss = loss_fn(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step((x,), (y,))
 
     for _ in range(warmup):
         step()
