@@ -8,6 +8,9 @@ is missing where :func:`kdlib.metrics.valid_mask` says so, with the metrics' def
 ``null_value=0`` mph, or outside a ``mask`` of the target's exact shape), so a loss and its
 metric count the same entries; pass ``null_value=None`` for standardised targets. Missing
 entries leave the mean; none valid gives a 0 that still carries a gradient.
+``alpha`` always weights the teacher term. Its default differs by task, on purpose: 0.9 for the
+classification losses (Hinton et al.'s weight of the soft term; Part II), 0.5 for the regression
+losses (an even mix of label and teacher, the weight Part III's validation search froze).
 """
 
 from __future__ import annotations
