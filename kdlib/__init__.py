@@ -1,6 +1,4 @@
-"""kdlib: the small library behind *Knowledge Distillation for Spatiotemporal Data*.
-
-One concern per module, read in this order:
+"""kdlib: the small library behind *Knowledge Distillation for Spatiotemporal Data*; one concern per module, in order:
 
 ==================  ==============================================================
 ``files``           data, cache and checkpoint folders; SHA-256-verified downloads
@@ -19,8 +17,7 @@ One concern per module, read in this order:
 ``exercises``       ``check_answer`` for the book's self-checking exercises
 ==================  ==============================================================
 
-Everything a notebook needs is importable from ``kdlib`` itself (``kdlib.plots``
-excepted, so that ``import kdlib`` does not import matplotlib).
+``kdlib`` re-exports every module's names except ``kdlib.plots`` (so ``import kdlib`` does not import matplotlib).
 """
 
 from . import baselines, data, exercises, experiments, files, losses, metrics, models, preprocessing, profiling, stacked, teachers, train

@@ -1,10 +1,7 @@
 r"""Forecasting baselines: last value, historical average, linear.
 
-One interface, the traffic models': each is an ``nn.Module`` whose ``forward(x, tod)`` takes
-scaled inputs ``x`` ``(W, in_steps, N)`` and the step of day ``tod`` ``(W,)`` of the last input
-step, and returns forecasts in mph ``(W, out_steps, N)``; ``fit(...)`` (where there is
-something to fit, on the training split only) returns the module. So :func:`kdlib.predict`,
-the metrics, :func:`kdlib.horizon_table` and :func:`kdlib.compare` take them like any model.
+Each is an ``nn.Module`` with the traffic models' ``forward(x, tod)`` (see :mod:`kdlib.models`); ``fit(...)``
+(training split only) returns the module, so the rest of kdlib takes them like any model.
 """
 
 from __future__ import annotations
@@ -25,10 +22,7 @@ def _check_windows(x: Tensor, in_steps: int | None = None) -> None:
 
 
 class LastValue(nn.Module):
-    r"""Persistence: every future step equals the last observed speed, :math:`\hat y_{t+h} = y_t`.
-
-    ``scaler`` (the one the inputs were scaled with) turns the last input back into mph.
-    """
+    r"""Persistence, :math:`\hat y_{t+h} = y_t`; ``scaler`` (the inputs') turns the last input back into mph."""
 
     def __init__(self, scaler: StandardScaler, out_steps: int = 12) -> None:
         super().__init__()
@@ -46,9 +40,8 @@ class HistoricalAverage(nn.Module):
         \mathrm{HA}[s, n] = \frac{1}{|\{t : \mathrm{sod}(t) = s\}|} \sum_{t:\, \mathrm{sod}(t) = s} v_{t, n},
         \qquad \hat y_{h, n} = \mathrm{HA}[(\tau + h) \bmod 288,\, n]
 
-    where :math:`\tau` is the step of day of a window's last input step. A step of day that never
-    occurs in the training data falls back to the sensor's overall mean. NaN speeds (missing, e.g.
-    ``MetrLAWeek.observed_speed``) are left out of both means.
+    where :math:`\tau` is the step of day of a window's last input step. A step of day absent from training falls
+    back to the sensor's overall mean; NaN speeds (missing) are left out of both means.
     """
 
     def __init__(self, steps_per_day: int = STEPS_PER_DAY, out_steps: int = 12) -> None:
@@ -83,10 +76,8 @@ class HistoricalAverage(nn.Module):
 
 
 class LinearForecaster(nn.Module):
-    r"""One linear map from a sensor's own ``in_steps`` scaled speeds to its ``out_steps`` future ones.
-
-    :math:`\hat z = W^\top x + b`, shared by all sensors, fitted in closed form by ridge regression
-    on scaled values, one row per (window, sensor):
+    r"""One linear map :math:`\hat z = W^\top x + b`, shared by all sensors, from a sensor's ``in_steps`` scaled speeds
+    to its ``out_steps`` future ones; ridge regression on scaled values, one row per (window, sensor):
 
     .. math::
         [W; b] = (\tilde X^\top \tilde X + \lambda I)^{-1} \tilde X^\top Z, \qquad \tilde X = [X, \mathbf 1]
@@ -102,10 +93,8 @@ class LinearForecaster(nn.Module):
 
     @torch.no_grad()
     def fit(self, x: Tensor, y: Tensor, ridge: float = 1e-3) -> "LinearForecaster":
-        """Fit on scaled inputs ``x`` ``(W, in_steps, N)`` and mph targets ``y`` ``(W, out_steps, N)``.
-
-        A NaN target (missing) leaves its row out of that output step's regression only.
-        """
+        """Fit on scaled ``x`` ``(W, in_steps, N)`` and mph ``y`` ``(W, out_steps, N)``; a NaN target leaves its row out
+        of that output step's regression only."""
         if ridge < 0:
             raise ValueError(f"ridge must be >= 0, got {ridge}")
         if x.shape[0] != y.shape[0] or x.shape[1] != self.in_steps or y.shape[1] != self.out_steps:

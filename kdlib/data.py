@@ -1,14 +1,9 @@
 """The book's datasets, held in memory: MNIST and the first week of METR-LA (T-GCN's Los-loop release).
 
-Every loader reads from :func:`kdlib.data_dir`: ``$KDLIB_DATA`` when set (CI and the tests set it
-to the read-only ``../shared/data``), else ``<repository>/data`` in a checkout (git-ignored), else
-``~/.cache/kdlib`` (installed from a wheel, e.g. on Colab). A missing file is downloaded when online;
-offline, :class:`FileNotFoundError` names the file, the URL and the variable to set. Every file is
-checked against its SHA-256 (``MNIST_FILES``, ``METR_LA_FILES``) before it is parsed; a mismatch
-raises :class:`ValueError` naming the file, both hashes and the fix. Nothing is written next to
-existing files, so a complete read-only data directory works.
-
-Scaling, windows and splits live in :mod:`kdlib.preprocessing`.
+Loaders read from :func:`kdlib.data_dir` and download a missing file when online (offline: :class:`FileNotFoundError`
+naming the file, URL and variable to set). Every file is checked against its SHA-256 (``MNIST_FILES``,
+``METR_LA_FILES``) before parsing (mismatch: :class:`ValueError`); nothing is written next to existing files, so a
+read-only data directory works. Scaling, windows and splits: :mod:`kdlib.preprocessing`.
 """
 
 from __future__ import annotations
@@ -43,19 +38,16 @@ MNIST_VAL_SIZE = 5_000  # the last images of MNIST's training file, held out for
 
 @dataclass(frozen=True)
 class MNIST:
-    """MNIST as in-memory float tensors in three splits, normalised with training-split statistics.
+    """MNIST as float tensors in three splits, standardised with the training split's statistics.
 
-    Facts: 28x28 grey pixels, 10 classes. MNIST's 60,000 training images are split into 55,000
-    for training (the first in the file; the shipped teacher saw only these) and
-    ``MNIST_VAL_SIZE`` = 5,000 for validation (the last); the 10,000 test images stay untouched
-    until a setting is frozen. Pixels are scaled to [0, 1], then standardised with the training
-    split's mean (~0.1307) and std (~0.3081), computed here, not hard-coded.
+    Facts: 28x28 grey pixels, 10 classes. Of the 60,000 training images the first 55,000 train (the shipped teacher
+    saw only these), the last ``MNIST_VAL_SIZE`` = 5,000 validate; the 10,000 test images wait until a setting is
+    frozen. Pixels in [0, 1] are standardised with the training split's mean (~0.1307) and std (~0.3081), computed.
 
     Attributes:
         x_train, y_train: ``(55000, 1, 28, 28)`` float32, ``(55000,)`` int64 labels 0-9.
-        x_val, y_val: 5,000 of each: choose hyperparameters, epochs and methods here.
-        x_test, y_test: 10,000 of each: read once the choices are frozen.
-        mean, std: the training-split pixel statistics used for normalisation.
+        x_val, y_val / x_test, y_test: 5,000 / 10,000 of each.
+        mean, std: the training-split pixel statistics.
     """
 
     x_train: Tensor
@@ -93,10 +85,7 @@ def _mnist_cached(root: str) -> MNIST:
 
 
 def load_mnist() -> MNIST:
-    """Load MNIST from ``data_dir()/MNIST/raw`` (torchvision's layout; downloaded once if absent and online).
-
-    Cached for the life of the process (~220 MB); ``x_train``/``x_val`` are views of one tensor.
-    """
+    """MNIST from ``data_dir()/MNIST/raw`` (torchvision's layout), cached per process (~220 MB)."""
     return _mnist_cached(str(data_dir()))
 
 
@@ -129,23 +118,16 @@ def straight_runs(series: Tensor | np.ndarray, min_points: int = FILLED_MIN_POIN
                   network_share: float | None = FILLED_NETWORK_SHARE) -> np.ndarray:
     r"""Maximal runs of ``>= min_points`` consecutive points of one column that lie on one straight line.
 
-    A run ``first..last`` (``last - first + 1`` points) is a maximal stretch whose every interior
-    point ``first < t < last`` has a second difference of zero up to ``atol``:
+    Every interior point ``first < t < last`` of a run has a second difference of zero up to ``atol``
+    (a constant, stuck stretch has slope 0):
 
     .. math::
         |x_{t-1,j} - 2 x_{t,j} + x_{t+1,j}| \le \mathrm{atol}.
 
-    A constant (stuck) stretch is the case of slope 0. The defaults, on ``los_speed.csv`` (measured
-    in ``book/part3/data.ipynb``): the CSV holds 8 decimals; in float32 collinear points have a
-    second difference at most ~1.2e-5 mph off zero, while the smallest non-zero one of the float64
-    CSV values is ~2.0e-3 mph, and ``atol = 1e-4`` sits in that gap. Random walks of each sensor's
-    measured 5-minute changes (those outside any collinear triple, drawn with replacement) give
-    about 1,180 runs of 3 collinear points over the week, 7 of 4 and under 0.5 of 5 or more,
-    against 1582, 1850 and 789 in the data: runs of 3 are mostly chance, runs of 4 or more over
-    99 % not (most runs of 4 are network-wide two-step outages, 190-205 sensors at the same step).
-    A run of 3 also counts when at least ``network_share`` of all columns are on a straight line at
-    each of its interior points: a step every sensor misses (one in the week, all 207 sensors)
-    cannot be told from chance in one column but is plain across the network.
+    A run of 3 also counts when at least ``network_share`` of all columns are on a straight line at each of its
+    interior points (a step every sensor misses). Defaults measured on ``los_speed.csv`` (``book/part3/data.ipynb``):
+    ``atol`` lies between float32 rounding (~1.2e-5 mph) and the smallest true second difference (~2.0e-3 mph);
+    chance gives ~1,180 runs of 3 points in the week but ~7 of 4 (the data: 1582 and 1850).
 
     Args:
         series: ``(steps, columns)``, time first.
@@ -174,10 +156,7 @@ def straight_runs(series: Tensor | np.ndarray, min_points: int = FILLED_MIN_POIN
 
 
 def observed_mask(shape: tuple[int, int], runs: np.ndarray) -> Tensor:
-    """``(steps, columns)`` bool: False at the interior points ``first < t < last`` of each run, True elsewhere.
-
-    A run's end points stay True: they are the measurements the interpolation drew its line between.
-    """
+    """``(steps, columns)`` bool, False at each run's interior points (its end points are measurements)."""
     observed = torch.ones(shape, dtype=torch.bool)
     for j, first, last in np.asarray(runs).reshape(-1, 3).tolist():
         observed[first + 1 : last, j] = False
@@ -188,28 +167,22 @@ def observed_mask(shape: tuple[int, int], runs: np.ndarray) -> Tensor:
 class MetrLAWeek:
     """The first week of METR-LA as released by T-GCN ("Los-loop"), gaps filled by linear interpolation.
 
-    Facts: 207 loop detectors (nodes) on Los Angeles County highways, 2016 steps of 5 minutes
-    (2012-03-01 00:00 to 2012-03-07 23:55, 288 steps a day), speed in mph. METR-LA (Jagadish et
-    al. 2014; the benchmark of Li et al. 2018, DCRNN) cut to its first week by T-GCN (Zhao et al.
-    2019), which filled the missing readings (0 mph in METR-LA) by linear interpolation: no empty
-    entries (min 1, max 70, mean 58.89), but not every entry is a measurement. :func:`straight_runs`
-    finds the filled stretches (collinear or constant runs of ``FILLED_MIN_POINTS`` = 4 or more
-    points, or of 3 at a step where most sensors have one); their interior points, about 4.5 % of
-    all entries (8 % of the test split, the last fifth), are ``False`` in ``observed``: missing.
-    :func:`kdlib.traffic_splits` makes them NaN labels, which every kdlib loss and metric leaves
-    out. Graph: DCRNN's directed Gaussian-kernel road-distance adjacency, 207x207, 1722 non-zeros
-    (self-loops included).
+    Facts: 207 loop detectors on Los Angeles County highways; 2016 steps of 5 minutes, 2012-03-01 00:00 to
+    2012-03-07 23:55 (288 a day); speed in mph (min 1, max 70, mean 58.89). METR-LA (Jagadish et al. 2014; DCRNN's
+    benchmark, Li et al. 2018) cut to its first week by T-GCN (Zhao et al. 2019), which filled the missing readings
+    (0 mph in METR-LA) by linear interpolation. :func:`straight_runs` finds the filled stretches; their interior
+    points, about 4.5 % of all entries (8 % of the test split), are False in ``observed`` and NaN labels in
+    :func:`kdlib.traffic_splits`. Graph: DCRNN's directed Gaussian-kernel road-distance adjacency, 207x207,
+    1722 non-zeros (self-loops included).
 
     Attributes:
-        speed: ``(2016, 207)`` float32, mph, filled stretches included (inputs stay finite);
-            column j is sensor ``sensor_ids[j]``.
-        timestamps: the 2016 5-minute time stamps.
+        speed: ``(2016, 207)`` float32 mph, filled stretches included; column j is sensor ``sensor_ids[j]``.
+        timestamps: the 2016 time stamps.
         sensor_ids: the 207 sensor ids, in the column order of ``speed`` and ``adj``.
-        locations: ``(207, 2)`` float64 (latitude, longitude) per sensor.
-        adj: ``(207, 207)`` float32 DCRNN adjacency, ``adj[i, j]`` weight of edge i -> j.
-        filled_runs: ``(R, 3)`` int64 ``(sensor, first, last)`` of every straight run
-            (:func:`straight_runs` of ``speed`` with the defaults when not given).
-        observed: ``(2016, 207)`` bool, False inside a filled run (:func:`observed_mask`).
+        locations: ``(207, 2)`` float64 (latitude, longitude).
+        adj: ``(207, 207)`` float32, ``adj[i, j]`` weight of edge i -> j.
+        filled_runs: ``(R, 3)`` int64 ``(sensor, first, last)``; default :func:`straight_runs` of ``speed``.
+        observed: ``(2016, 207)`` bool, False inside a filled run; default :func:`observed_mask`.
     """
 
     speed: Tensor

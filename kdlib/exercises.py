@@ -1,15 +1,7 @@
-"""Self-checking exercises: one call that tells a reader "not answered yet", "not quite" or "correct".
+"""Self-checking exercises: :func:`check_answer` tells a reader "not answered yet", "not quite" or "correct".
 
-A runnable exercise in the book has three parts:
-
-1. an answer cell the reader fills in, shipped empty: ``my_answer = None``;
-2. a check cell that computes the reference and calls :func:`check_answer`;
-3. the solution, inside the exercise's ``{solution}`` dropdown, as a ``python`` code block
-   that assigns the answer (``my_answer = ...``).
-
-The test suite runs every solution's code through its check cell in the notebook's own
-kernel after nbval has run the notebook (``tests/conftest.py``), so the shipped notebook
-(empty answers) and the solutions are both kept honest.
+An exercise: an answer cell shipped as ``my_answer = None``, a check cell calling :func:`check_answer`, and a
+``{solution}`` dropdown whose ``python`` block assigns ``my_answer`` (``tests/conftest.py`` checks each one).
 """
 
 from __future__ import annotations
@@ -21,11 +13,9 @@ __all__: list[str] = ["check_answer"]
 
 
 def check_answer(answer: Any, expected: Any, *, rtol: float = 1e-3, atol: float = 1e-8, hint: str = "") -> None:
-    """Compare a reader's ``answer`` with ``expected`` and print the verdict.
+    """Print the verdict on ``answer``; ``None`` means not answered yet (no error, so the shipped notebook runs).
 
-    ``None`` means not answered yet (printed, no error, so the shipped notebook runs). A
-    number is right when ``|answer - expected| <= tol * max(1, |expected|)``; anything else
-    must compare equal (``==``). A wrong answer raises ``AssertionError`` with ``hint``.
+    A number must be ``math.isclose(answer, expected, rel_tol=rtol, abs_tol=atol)``, anything else ``== expected``.
     """
     if answer is None:
         print("Not answered yet: replace None in the cell above with your answer, then run this cell.")

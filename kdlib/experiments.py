@@ -1,10 +1,7 @@
 r"""Fair student comparisons: several training methods, the same initial weights, several seeds.
 
-:func:`train_students` trains one student per (seed, method), every method of a seed from the
-same initial weights and batch order, and returns a tidy table (one row per run: the method's
-hyperparameters and the columns of a ``score`` callable). :func:`summarize` gives mean
-:math:`\pm` sample std per method, :func:`paired_ci` and :func:`compare_arms` the paired
-confidence intervals, :func:`gap_recovered` how much of the teacher-student gap a method closes.
+:func:`train_students` runs them into a tidy table; :func:`summarize` (mean :math:`\pm` std), :func:`paired_ci`,
+:func:`compare_arms` and :func:`gap_recovered` read it.
 """
 
 from __future__ import annotations
@@ -37,14 +34,13 @@ class Method:
     """One way to train a student: its loss, its targets and (optionally) its own inputs.
 
     Attributes:
-        loss: ``loss(output, *targets)`` (see :func:`kdlib.fit`). A loss with parameters (an
-            ``nn.Module``, e.g. a :class:`~kdlib.losses.HintLoss`) is copied for each run,
-            re-initialised under the run's seed and trained along with the student.
-        targets: tensor or tuple aligned with the training inputs, e.g. ``(labels, teacher_logits)``.
+        loss: ``loss(output, *targets)``; an ``nn.Module`` loss (e.g. :class:`~kdlib.losses.HintLoss`) is copied
+            per run, re-initialised under the run's seed and trained along.
+        targets: aligned with the training inputs, e.g. ``(labels, teacher_logits)``.
         inputs: this method's own training inputs (e.g. a labelled subset); ``None``: the shared ones.
         params: hyperparameters, e.g. ``{"T": 4, "alpha": 0.9}``: columns of the results table.
-        forward_kwargs: e.g. ``{"return_features": True}`` for feature (hint) losses.
-        fit_kwargs: per-method overrides of the shared ``fit`` arguments (a fair comparison keeps them equal).
+        forward_kwargs: e.g. ``{"return_features": True}`` for feature losses.
+        fit_kwargs: per-method overrides of the shared ``fit`` arguments.
     """
 
     loss: Callable[..., Tensor]
@@ -59,10 +55,8 @@ class Method:
 class StudentRuns:
     """What :func:`train_students` returns.
 
-    ``table``: one row per (seed, method) with columns ``seed, method``, the method's
-    ``params``, the ``score`` columns, ``best_epoch`` (0-based, with validation) and
-    ``seconds``; ``histories`` and ``models`` map ``(method, seed)`` to the
-    :class:`~kdlib.train.History` and the trained student (eval mode, on the CPU).
+    ``table``: one row per (seed, method): ``seed, method``, the ``params``, the ``score`` columns, ``best_epoch``
+    (0-based) and ``seconds``. ``histories`` and ``models`` (eval mode, CPU) are keyed by ``(method, seed)``.
     """
 
     table: pd.DataFrame
@@ -83,7 +77,7 @@ def classification_score(x: Tensor, y: Tensor) -> Score:
 
 def forecast_score(inputs: Tensor | tuple[Tensor, ...], y: Tensor, horizons: Sequence[int] = (3, 6, 12),
                    mask: Tensor | None = None) -> Score:
-    """``score(model) -> {"MAE 15min": .., "MAE 30min": .., "MAE 60min": ..}`` (masked MAE in mph per horizon)."""
+    """``score(model) -> {"MAE 15min": .., "MAE 30min": .., "MAE 60min": ..}`` (masked MAE in mph)."""
     def score(model: nn.Module) -> dict[str, float]:
         m = horizon_metrics(predict(model, inputs), y, horizons, mask=mask)
         return {f"MAE {h * MINUTES_PER_STEP}min": m[h]["MAE"] for h in horizons}
@@ -153,23 +147,15 @@ def train_students(
     """Train one student per (seed, method), every method of a seed from the same initial weights.
 
     Args:
-        make_student: builds a fresh student; called right after ``seed_everything(seed)``, so
-            every method of a seed starts from the same weights and, with inputs of the same
-            length, sees the same batch order (``fit(seed=seed)``): the comparison is paired.
-        methods: name -> :class:`Method`.
-        inputs: training inputs shared by methods whose ``inputs`` is ``None``.
-        score: ``score(model) -> {column: value}`` after training, e.g.
-            :func:`classification_score` or :func:`forecast_score` (on validation or test data).
-        seeds: at least one seed; three or more to report mean +/- std.
-        keep_models: keep the trained students in ``StudentRuns.models``.
-        workers: spread the runs over up to this many forked processes (:func:`parallel_map`); the
-            results do not depend on it.
-        stacked: train all seeds of a method at once (:func:`kdlib.fit_stacked`) wherever it can
-            (a plain-function loss, no per-method ``forward_kwargs``/``fit_kwargs``, shared
-            ``fit_kwargs`` that ``fit_stacked`` takes); the same results up to float rounding, and
-            ``seconds`` is the stacked time per seed. It pays off when a step is overhead, not
-            arithmetic: 10 seeds of the MNIST 30-30 MLP cost about half of 10 runs; Part III's STID
-            students gain nothing on a CPU.
+        make_student: builds a fresh student; called right after ``seed_everything(seed)``, and each run uses
+            ``fit(seed=seed)``, so the methods of a seed share initial weights and (for inputs of equal length)
+            batch order: the comparison is paired.
+        inputs: shared by the methods whose ``inputs`` is ``None``.
+        score: ``score(model) -> {column: value}`` after training, e.g. :func:`classification_score`.
+        workers: spread the runs over up to this many forked processes (:func:`parallel_map`); same results.
+        stacked: train all seeds of a method at once with :func:`kdlib.fit_stacked` where it can (a plain-function
+            loss, no per-method ``forward_kwargs``/``fit_kwargs``, shared ``fit_kwargs`` it takes); the same results
+            up to rounding, ``seconds`` per seed. Pays off when steps are overhead-bound (a small MLP on a CPU).
         fit_kwargs: passed to :func:`kdlib.fit` for every run (epochs, batch_size, val_data, ...).
     """
     if not methods:
@@ -212,11 +198,9 @@ def _run_job(item):
 
 
 def parallel_map(fn: Callable, items: Sequence, max_workers: int = 2) -> list:
-    """``[fn(item) for item in items]``, spread over up to ``max_workers`` forked processes.
+    """``[fn(item) for item in items]`` over up to ``max_workers`` forked processes (one PyTorch thread each).
 
-    The workers are forks that inherit ``fn`` (a closure is fine: only items and results are
-    pickled) and use one PyTorch thread each; :func:`gc.freeze` before forking keeps their memory
-    shared with the parent. Without ``fork`` (Windows), or with one worker, the items run here.
+    ``fn`` may be a closure (only items and results are pickled); without ``fork`` (Windows) the items run here.
     """
     global _JOB
     if max_workers < 1:
@@ -237,10 +221,7 @@ def parallel_map(fn: Callable, items: Sequence, max_workers: int = 2) -> list:
 
 
 def summarize(table: pd.DataFrame, by: str | list[str] = "method", value: str = "errors") -> pd.DataFrame:
-    """Mean, sample standard deviation (``ddof=1``) and count of ``value`` per group.
-
-    Keeps the groups in order of first appearance. Columns: ``mean, std, n``.
-    """
+    """Columns ``mean, std`` (``ddof=1``) and ``n`` of ``value`` per group, in order of first appearance."""
     missing = {value, *([by] if isinstance(by, str) else by)} - set(table.columns)
     if missing:
         raise KeyError(f"table has no column(s) {sorted(missing)}; it has {list(table.columns)}")
@@ -253,8 +234,7 @@ def gap_recovered(teacher: float, scratch: float, distilled: float) -> float:
 
     .. math:: r = \frac{e_{scratch} - e_{distilled}}{e_{scratch} - e_{teacher}}
 
-    1 means the distilled student matches the teacher, 0 means no gain over training
-    from scratch, negative means distillation hurt.
+    1: as good as the teacher; 0: no gain over scratch; negative: distillation hurt.
     """
     if scratch == teacher:
         raise ValueError("scratch and teacher errors are equal: there is no gap to recover")
@@ -271,12 +251,10 @@ def paired_differences(table: pd.DataFrame, baseline: str, method: str, value: s
 
 
 def t_quantile(p: float, df: int) -> float:
-    r"""The ``p`` quantile of Student's t distribution with ``df`` degrees of freedom.
+    r"""The ``p`` quantile of Student's t with ``df`` degrees of freedom, e.g. ``t_quantile(0.975, 9)`` = 2.2622.
 
-    Solves :math:`F_\nu(t) = p` by bisection, with the CDF
-    :math:`F_\nu(t) = \tfrac12 + \int_0^t \frac{\Gamma((\nu+1)/2)}{\sqrt{\nu\pi}\,\Gamma(\nu/2)}
-    (1 + x^2/\nu)^{-(\nu+1)/2}\,dx` integrated by Simpson's rule (no SciPy needed;
-    e.g. ``t_quantile(0.975, 9)`` = 2.2622).
+    Bisection on the CDF :math:`F_\nu(t) = \tfrac12 + \int_0^t \frac{\Gamma((\nu+1)/2)}{\sqrt{\nu\pi}\,\Gamma(\nu/2)}
+    (1 + x^2/\nu)^{-(\nu+1)/2}\,dx`, integrated by Simpson's rule (no SciPy).
     """
     if not 0 < p < 1 or df < 1:
         raise ValueError(f"t_quantile needs 0 < p < 1 and df >= 1, got p={p}, df={df}")
@@ -315,10 +293,7 @@ class PairedCI:
 
     @property
     def verdict(self) -> str:
-        """``"gain"`` (the interval lies above 0), ``"loss"`` (below 0) or ``"no difference distinguishable"``.
-
-        For ``baseline - method`` of an error or MAE, "gain" means ``method`` scored lower.
-        """
+        """``"gain"`` (the interval lies above 0), ``"loss"`` (below 0) or ``"no difference distinguishable"``."""
         return "gain" if self.low > 0 else "loss" if self.high < 0 else "no difference distinguishable"
 
     def __str__(self) -> str:
@@ -328,13 +303,10 @@ class PairedCI:
 def paired_ci(table: pd.DataFrame, baseline: str, method: str, value: str = "errors", level: float = 0.95) -> PairedCI:
     r"""Confidence interval of the mean paired difference ``value[baseline] - value[method]`` over seeds.
 
-    With :math:`d_s` the per-seed differences (:func:`paired_differences`; positive: ``method``
-    scored lower, i.e. better for errors or MAE), :math:`n` seeds:
-
     .. math:: \bar d \pm t_{(1+\text{level})/2,\,n-1}\, \frac{s_d}{\sqrt n}
 
-    Pairing (same seed = same initial weights and batch order in both arms) removes the
-    seed-to-seed variation both arms share. Needs at least two seeds.
+    :math:`d_s`: the per-seed differences (:func:`paired_differences`; positive: ``method`` scored lower, better
+    for errors or MAE), :math:`n \ge 2` seeds. Pairing removes the seed-to-seed variation both arms share.
     """
     d = paired_differences(table, baseline, method, value).dropna()
     n = len(d)
@@ -349,9 +321,9 @@ def compare_arms(table: pd.DataFrame, baseline: str, method: str, columns: Seque
                  level: float = 0.95) -> pd.DataFrame:
     """Two arms over the same seeds, column by column: each arm's mean and std, and their paired difference.
 
-    One row per entry of ``columns``: ``<baseline>``, ``<baseline> std``, ``<method>``, ``<method> std``,
-    then :func:`paired_ci` of ``baseline - method`` as ``difference``, ``CI low``, ``CI high``, ``n``,
-    ``difference %`` (of the baseline's mean), ``verdict`` and ``ci`` (the :class:`PairedCI`).
+    One row per entry of ``columns``: ``<baseline>``, ``<baseline> std``, ``<method>``, ``<method> std``, then
+    :func:`paired_ci` of ``baseline - method``: ``difference``, ``CI low``, ``CI high``, ``n``, ``difference %``
+    (of the baseline's mean), ``verdict`` and ``ci`` (the :class:`PairedCI`).
     """
     rows = []
     for c in columns:
@@ -364,17 +336,13 @@ def compare_arms(table: pd.DataFrame, baseline: str, method: str, columns: Seque
 
 
 def welch_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> PairedCI:
-    r"""Welch's confidence interval of ``mean(a) - mean(b)`` for two *independent* groups.
-
-    For runs that cannot be paired (two architectures: their seeds share nothing), with
-    sample variances :math:`s_a^2, s_b^2` (``ddof=1``) and sizes :math:`n_a, n_b`:
+    r"""Welch's confidence interval of ``mean(a) - mean(b)`` for two *independent* groups (e.g. two architectures).
 
     .. math::
         \bar a - \bar b \pm t_{(1+\text{level})/2,\,\nu}\, \sqrt{s_a^2/n_a + s_b^2/n_b},\qquad
         \nu = \frac{(s_a^2/n_a + s_b^2/n_b)^2}{\frac{(s_a^2/n_a)^2}{n_a - 1} + \frac{(s_b^2/n_b)^2}{n_b - 1}}
 
-    (the Welch-Satterthwaite degrees of freedom, not an integer in general). Returned as a
-    :class:`PairedCI` whose ``n`` is the smaller group's size. Needs two values per group.
+    Sample variances with ``ddof=1``; at least two values per group. Its ``n`` is the smaller group's size.
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if min(len(a), len(b)) < 2:
@@ -389,11 +357,9 @@ def welch_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Pai
 
 
 def epochs_to_target(scores: Sequence[float], target: float, higher_is_better: bool) -> int | None:
-    r"""The first epoch (1-based) whose validation score reaches ``target``, or ``None``.
+    r"""The first epoch (1-based) whose score (e.g. ``History.val_score``) reaches ``target``; ``None``: censored.
 
-    :math:`e^* = \min\{e : s_e \ge \text{target}\}` when ``higher_is_better`` (accuracy), with
-    :math:`\le` otherwise (MAE). ``None``: never within the budget (a censored run: its time to
-    target is *more* than the budget, not unknown). Typical input: ``History.val_score``.
+    :math:`e^* = \min\{e : s_e \ge \text{target}\}` when ``higher_is_better``, with :math:`\le` otherwise.
     """
     if len(scores) == 0:
         raise ValueError("scores is empty: train with val_data and val_metric so that History.val_score is filled")
@@ -406,8 +372,7 @@ def epochs_to_target(scores: Sequence[float], target: float, higher_is_better: b
 def seconds_to_target(history, target: float, higher_is_better: bool) -> float | None:
     r"""Wall-clock seconds until ``history`` (a :class:`kdlib.History`) reaches ``target``, or ``None``.
 
-    :math:`t^* = \sum_{e \le e^*} \text{epoch\_seconds}_e` with :math:`e^*` from :func:`epochs_to_target`.
-    Epoch times include the validation pass: compare runs validated on the same data.
+    :math:`t^* = \sum_{e \le e^*} \text{epoch\_seconds}_e` (:func:`epochs_to_target`); epoch times include validation.
     """
     if len(history.epoch_seconds) != len(history.val_score):
         raise ValueError(f"{len(history.val_score)} validation scores for {len(history.epoch_seconds)} epoch times: "

@@ -1,12 +1,10 @@
 """Where files live: the data, cache and checkpoint folders, and verified downloads.
 
 * data: ``$KDLIB_DATA``, else ``<repository>/data`` in a checkout, else ``~/.cache/kdlib``;
-* cache (teacher outputs): ``$KDLIB_CACHE``, else ``~/.cache/kdlib/outputs``, outside the
-  checkout even when kdlib runs from one (delete the folder to drop the cache);
+* cache (teacher outputs): ``$KDLIB_CACHE``, else ``~/.cache/kdlib/outputs``, never in the checkout (delete to drop);
 * checkpoints: ``<repository>/checkpoints`` with their ``SHA256SUMS``.
 
-Every file that kdlib reads is checked against a SHA-256 first: :func:`fetch` for
-datasets (downloading an absent file when online), :func:`load_checkpoint` for weights.
+Every file kdlib reads is SHA-256-checked first: :func:`fetch` for datasets, :func:`load_checkpoint` for weights.
 """
 
 from __future__ import annotations
@@ -62,14 +60,8 @@ def missing_file_error(path: Path, url: str, reason: str) -> FileNotFoundError:
 
 
 def fetch(path: str | os.PathLike, url: str, sha256: str) -> Path:
-    """Return ``path`` after checking its SHA-256, downloading it first if absent.
-
-    A ``url`` ending in ``.gz`` is decompressed into ``path``; ``sha256`` is that of ``path``.
-
-    Raises:
-        FileNotFoundError: the file is absent and the download failed (offline).
-        ValueError: the file exists but its checksum differs (corrupt or wrong file).
-    """
+    """Return ``path`` after checking its SHA-256, downloading it first if absent (a ``.gz`` ``url`` is decompressed;
+    ``sha256`` is that of ``path``). Raises FileNotFoundError if the download fails, ValueError on a wrong checksum."""
     path = Path(path)
     if not path.exists():
         try:
@@ -92,7 +84,7 @@ def fetch(path: str | os.PathLike, url: str, sha256: str) -> Path:
 
 
 def cache_dir() -> Path:
-    """``$KDLIB_CACHE`` if set, else ``~/.cache/kdlib/outputs`` (never inside the checkout)."""
+    """``$KDLIB_CACHE`` if set, else ``~/.cache/kdlib/outputs``."""
     env = os.environ.get(CACHE_ENV)
     return Path(env).expanduser().resolve() if env else Path.home() / ".cache" / "kdlib" / "outputs"
 
@@ -134,11 +126,8 @@ def save_checkpoint(model: nn.Module, name: str, folder: str | os.PathLike = CHE
 
 def load_checkpoint(model: nn.Module, name: str, folder: str | os.PathLike = CHECKPOINT_DIR,
                     how_to_regenerate: str | None = None) -> nn.Module:
-    """Load ``folder/name.pt`` into ``model`` (eval mode) after checking its SHA-256 against ``SHA256SUMS``.
-
-    ``how_to_regenerate``: a command that rebuilds the file (``kdlib.load_teacher`` passes
-    ``python -m kdlib.teachers NAME``); the errors quote it, else :func:`save_checkpoint`.
-    """
+    """Load ``folder/name.pt`` into ``model`` (eval mode) after checking its SHA-256 against ``SHA256SUMS``; errors
+    quote ``how_to_regenerate`` (a command that rebuilds the file), else :func:`save_checkpoint`, as the fix."""
     folder = Path(folder)
     path, sums = folder / f"{name}.pt", folder / SUMS
     fix = (f"regenerate it with: {how_to_regenerate}" if how_to_regenerate else

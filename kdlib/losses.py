@@ -1,16 +1,11 @@
 r"""Distillation losses as plain functions (one ``nn.Module``: the hint loss's regressor).
 
-Notation: student logits ``z``, teacher logits ``v``, temperature ``T > 0``,
-``q = softmax(z / T)``, ``p = softmax(v / T)``, batch size ``B``, ``N`` classes.
-Teacher inputs are detached: a teacher passed live gets no gradient. Missing labels: a
-class label ``< 0`` marks an unlabelled sample (teacher term only); a regression target
-is missing where :func:`kdlib.metrics.valid_mask` says so, with the metrics' default (NaN,
-``null_value=0`` mph, or outside a ``mask`` of the target's exact shape), so a loss and its
-metric count the same entries; pass ``null_value=None`` for standardised targets. Missing
-entries leave the mean; none valid gives a 0 that still carries a gradient.
-``alpha`` always weights the teacher term. Its default differs by task, on purpose: 0.9 for the
-classification losses (Hinton et al.'s weight of the soft term; Part II), 0.5 for the regression
-losses (an even mix of label and teacher, the weight Part III's validation search froze).
+Notation: student logits ``z``, teacher logits ``v``, temperature ``T > 0``, ``q = softmax(z / T)``,
+``p = softmax(v / T)``, batch size ``B``, ``N`` classes. Teacher inputs are detached. A class label ``< 0`` marks
+an unlabelled sample (teacher term only); a regression target is missing where :func:`kdlib.metrics.valid_mask`
+says so, as in the metrics (NaN, ``null_value=0`` mph, or outside ``mask``; ``null_value=None`` for standardised
+targets). Missing entries leave the mean; none valid gives a 0 that still carries a gradient. ``alpha`` always
+weights the teacher term: 0.9 by default for classification (Hinton et al.; Part II), 0.5 for regression (Part III).
 """
 
 from __future__ import annotations
@@ -43,20 +38,13 @@ def _check_same_shape(a: Tensor, b: Tensor, what: str) -> None:
 
 
 def softmax_t(logits: Tensor, T: float = 1.0) -> Tensor:
-    r"""Softmax at temperature ``T``: :math:`p_i = \exp(z_i/T) / \sum_j \exp(z_j/T)` over the last dim.
-
-    ``T > 1`` softens the distribution (reveals "dark knowledge"), ``T -> inf`` tends to
-    uniform, ``T -> 0`` to one-hot on the arg-max.
-    """
+    r"""Softmax at temperature ``T``, last dim: :math:`p_i = \exp(z_i/T) / \sum_j \exp(z_j/T)` (``T > 1``: softer)."""
     _check_temperature(T)
     return F.softmax(logits / T, dim=-1)
 
 
 def entropy(probs: Tensor, dim: int = -1) -> Tensor:
-    r"""Shannon entropy in nats, :math:`H(p) = -\sum_i p_i \log p_i`, along ``dim`` (``0 \log 0 = 0``).
-
-    Ranges from 0 (one-hot) to :math:`\log N` (uniform over ``N`` classes).
-    """
+    r"""Shannon entropy in nats along ``dim``, :math:`H(p) = -\sum_i p_i \log p_i` (``0 \log 0 = 0``), in [0, log N]."""
     if probs.numel() == 0:
         raise ValueError("entropy of an empty tensor is undefined; pass a probability vector")
     if (probs < 0).any():
@@ -66,11 +54,9 @@ def entropy(probs: Tensor, dim: int = -1) -> Tensor:
 
 
 def logit_gradient(loss_fn: Callable[[Tensor], Tensor], logits: Tensor) -> Tensor:
-    r"""The gradient :math:`\partial \mathcal{L}(z) / \partial z` of a scalar loss at ``z = logits``, by autograd.
+    r"""The gradient :math:`\partial \mathcal{L}(z) / \partial z` of the scalar ``loss_fn(z)`` at ``z = logits``.
 
-    ``loss_fn`` maps logits to a scalar loss, e.g. ``lambda z: kd_loss(z, v, T)``, whose gradient
-    is :math:`\frac{T}{B}(q - p)`. Taken at a detached copy (``logits``' graph is left alone); a loss
-    that does not depend on the logits (a bug: it cannot train the student) gets zeros.
+    E.g. ``lambda z: kd_loss(z, v, T)`` gives :math:`\frac{T}{B}(q - p)`. A loss that ignores the logits gets zeros.
     """
     leaf = logits.detach().clone().requires_grad_(True)
     loss = loss_fn(leaf)
@@ -89,13 +75,8 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, T: float) -> Tensor:
     .. math::
         \mathcal{L}_{soft} = \frac{T^2}{B} \sum_b \sum_i p_{b,i} \left(\log p_{b,i} - \log q_{b,i}\right)
 
-    It differs from the soft cross-entropy :math:`-\sum_i p_i \log q_i` by the teacher's
-    entropy, a constant for the student, so both have the gradient
-    :math:`\partial \mathcal{L}/\partial z_i = T (q_i - p_i)` (the :math:`(1/T)(q_i - p_i)` of
-    the cross-entropy times :math:`T^2`). The :math:`T^2` factor keeps the soft term's
-    gradients on the same scale as the hard term's when ``T`` changes.
-    Uses ``F.kl_div(log q, p, reduction="batchmean")``: "mean" would also divide by ``N``.
-    ``teacher_logits`` is detached: no gradient reaches a teacher passed live.
+    Gradient :math:`\partial \mathcal{L}/\partial z_i = T (q_i - p_i)`, as for the soft cross-entropy; the :math:`T^2`
+    keeps it on the hard term's scale as ``T`` changes. ``reduction="batchmean"``: "mean" would also divide by ``N``.
     """
     _check_temperature(T)
     _check_same_shape(student_logits, teacher_logits, "kd_loss")
@@ -125,11 +106,8 @@ def distillation_loss(student_logits: Tensor, labels: Tensor, teacher_logits: Te
         \mathcal{L} = \alpha \, T^2 \, \mathrm{KL}(p^T \| q^T) + (1 - \alpha)\,
         \frac{1}{|L|} \sum_{b \in L} \mathrm{CE}(y_b, \mathrm{softmax}(z_b))
 
-    ``alpha`` weights the **soft (teacher) term**, over every sample; the hard term is at
-    ``T = 1``, over the labelled samples :math:`L` (``labels < 0`` marks unlabelled ones; 0
-    if the batch has none). ``alpha = 0`` is plain supervised training (the soft term is then
-    skipped, ``T`` and shapes still checked), ``alpha = 1`` ignores the labels.
-    Argument order ``(output, labels, teacher)`` matches :func:`kdlib.fit`'s targets.
+    ``alpha`` weights the soft (teacher) term; the hard term is at ``T = 1``, over the labelled samples :math:`L` (0 if
+    none). ``alpha = 0`` skips the soft term (``T``, shapes still checked). Targets ``(labels, teacher)``, as for fit.
     """
     _check_temperature(T)
     _check_same_shape(student_logits, teacher_logits, "distillation_loss")
@@ -142,12 +120,12 @@ def distillation_loss_cached(student_logits: Tensor, labels: Tensor, teacher_pro
     r""":func:`distillation_loss` from the teacher's soft targets ``p = softmax_t(v, T)``, cached once.
 
     .. math::
-        \mathcal{L} = \alpha \, \frac{T^2}{B} \Big(\sum_{b,i} p_{b,i} \log p_{b,i} - \sum_{b,i} p_{b,i} \log q_{b,i}\Big)
+        \mathcal{L} = \alpha \, \frac{T^2}{B} \Big(\sum_{b,i} p_{b,i} \log p_{b,i}
+        - \sum_{b,i} p_{b,i} \log q_{b,i}\Big)
         + (1 - \alpha)\, \frac{1}{|L|} \sum_{b \in L} \mathrm{CE}(y_b, \mathrm{softmax}(z_b))
 
-    :func:`distillation_loss`'s value (up to rounding), gradient and labels, minus the per-batch
-    teacher softmax and ``F.kl_div``: compute ``teacher_probs`` once at the same ``T`` (unchecked),
-    ``fit(student, x, (y, softmax_t(teacher_logits, T)), partial(distillation_loss_cached, T=T))``.
+    Same value (up to rounding) and gradient, minus the per-batch teacher softmax; ``teacher_probs`` must use the
+    same ``T`` (unchecked).
     """
     _check_temperature(T)
     _check_same_shape(student_logits, teacher_probs, "distillation_loss_cached")
@@ -160,12 +138,11 @@ def distillation_loss_cached(student_logits: Tensor, labels: Tensor, teacher_pro
 def logit_matching_loss(student_logits: Tensor, teacher_logits: Tensor, centred: bool = False) -> Tensor:
     r"""Logit matching (Ba & Caruana 2014): :math:`\frac{1}{2BN}\sum_{b,i} (z_{b,i} - v_{b,i})^2`.
 
-    The high-temperature limit of :func:`kd_loss` for zero-mean logits: its gradient is
-    :math:`(z_i - v_i)/(BN)`, the direction of Hinton's :math:`(z_i - v_i)/(N T^2)`.
-    ``centred=True`` subtracts each sample's mean logit from both first,
-    :math:`\frac{1}{2BN}\sum_{b,i} \big((z_{b,i} - \bar z_b) - (v_{b,i} - \bar v_b)\big)^2` with
-    :math:`\bar z_b = \frac1N \sum_i z_{b,i}`: invariant, like the softmax, to a constant added to a
-    sample's logits, it is the limit of :func:`kd_loss` as :math:`T \to \infty` for any logits.
+    The high-temperature limit of :func:`kd_loss` for zero-mean logits: gradient :math:`(z_i - v_i)/(BN)`, the
+    direction of Hinton's :math:`(z_i - v_i)/(N T^2)`. ``centred=True`` matches per-sample centred logits,
+    :math:`\frac{1}{2BN}\sum_{b,i} \big((z_{b,i} - \bar z_b) - (v_{b,i} - \bar v_b)\big)^2`,
+    :math:`\bar z_b = \frac1N \sum_i z_{b,i}`: softmax-invariant, the :math:`T \to \infty` limit of :func:`kd_loss`
+    for any logits.
     """
     _check_same_shape(student_logits, teacher_logits, "logit_matching_loss")
     teacher_logits = teacher_logits.detach()
@@ -176,11 +153,9 @@ def logit_matching_loss(student_logits: Tensor, teacher_logits: Tensor, centred:
 
 
 class HintLoss(nn.Module):
-    r"""FitNets hint loss (Romero et al. 2015): :math:`\frac{1}{2}\|r(h_s) - h_t\|^2` averaged.
+    r"""FitNets hint loss (Romero et al. 2015): :math:`\frac{1}{2}\|r(h_s) - h_t\|^2` averaged over ``(..., d)``.
 
-    ``r`` is a trainable linear regressor from the student's feature width to the
-    teacher's (the one loss with parameters, hence a module: add its parameters to the
-    optimiser, e.g. ``fit(..., extra_modules=[hint])``). Works on ``(..., d)`` features.
+    ``r``: a trainable ``nn.Linear(student_dim, teacher_dim)``; train it along (``fit(..., extra_modules=[hint])``).
     """
 
     def __init__(self, student_dim: int, teacher_dim: int) -> None:
@@ -195,26 +170,23 @@ class HintLoss(nn.Module):
 
 def logit_distillation_loss(student_logits: Tensor, labels: Tensor, teacher_logits: Tensor, alpha: float = 0.9,
                             centred: bool = False) -> Tensor:
-    r"""Logit matching plus hard labels: :math:`\alpha \, \frac{1}{2BN}\|z - v\|^2 + (1 - \alpha)\, \mathrm{CE}(y, \mathrm{softmax}(z))`.
+    r"""Logit matching plus hard labels, mixed like :func:`distillation_loss` (``alpha`` weights the teacher term).
 
-    :func:`logit_matching_loss` on the teacher's logits (``centred=True``: per-sample centred
-    logits, the :math:`T \to \infty` limit of :func:`distillation_loss` at the same ``alpha``),
-    mixed with the label term exactly like :func:`distillation_loss` (``alpha`` weights the
-    teacher term, same default; the cross-entropy is over the samples with ``labels >= 0``).
+    .. math:: \alpha \, \frac{1}{2BN}\|z - v\|^2 + (1 - \alpha)\, \mathrm{CE}(y, \mathrm{softmax}(z))
+
+    ``centred=True``: per-sample centred logits, the :math:`T \to \infty` limit of :func:`distillation_loss`.
     """
     return _with_labels(logit_matching_loss(student_logits, teacher_logits, centred=centred), student_logits, labels,
                         alpha)
 
 
 class HintDistillationLoss(nn.Module):
-    r"""A main loss plus a FitNets hint on the last hidden layer, in one stage.
+    r"""A main loss plus a one-stage FitNets hint (a trained :class:`HintLoss`) on the last hidden layer.
 
     .. math:: \mathcal{L} = \mathcal{L}_{main}(z, \dots) + \beta \, \tfrac{1}{2}\,\mathrm{mean}\,(r(h_s) - h_t)^2
 
-    ``output`` is the student's ``(output, features)`` (``forward_kwargs={"return_features": True}``);
-    the targets are the main loss's, then the teacher's features: ``(labels, teacher_features)`` for
-    the default ``base_loss=F.cross_entropy``. The regressor ``r`` (a :class:`HintLoss`) is trained
-    along. Romero et al. (2015) train the hint first; this one-stage sum is the common simplification.
+    ``output`` is the student's ``(output, features)`` (``forward_kwargs={"return_features": True}``); the targets
+    are the main loss's, then the teacher's features, e.g. ``(labels, teacher_features)`` for ``F.cross_entropy``.
     """
 
     def __init__(self, student_dim: int, teacher_dim: int, beta: float = 1.0,
@@ -253,20 +225,19 @@ def _mean(err: Tensor, count: Tensor | None) -> Tensor:
 
 
 def l1_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None, null_value: float | None = 0.0) -> Tensor:
-    r"""Mean absolute error :math:`\frac{1}{|V|}\sum_V |\hat y - y|` over the valid targets ``V``: the traffic models' loss."""
+    r"""Mean absolute error :math:`\frac{1}{|V|}\sum_V |\hat y - y|` over the valid targets ``V`` (traffic models)."""
     return _mean(*_errors(pred, target, 1, mask, null_value))
 
 
 def output_distillation_loss(pred: Tensor, target: Tensor, teacher_pred: Tensor, alpha: float = 0.5, p: int = 1,
                              mask: Tensor | None = None, null_value: float | None = 0.0) -> Tensor:
-    r"""Output distillation for regression / forecasting.
+    r"""Output distillation for regression / forecasting, ``p = 1`` (MAE) or ``2`` (MSE).
 
     .. math::
-        \mathcal{L} = \alpha \, \frac{1}{|U|}\sum_U |\hat y_s - \hat y_t|^p + (1 - \alpha)\, \frac{1}{|V|}\sum_V |\hat y_s - y|^p
+        \mathcal{L} = \alpha \, \frac{1}{|U|}\sum_U |\hat y_s - \hat y_t|^p
+        + (1 - \alpha)\, \frac{1}{|V|}\sum_V |\hat y_s - y|^p
 
-    ``p = 1`` (MAE) or ``2`` (MSE). ``alpha`` weights the **teacher term**. The label term
-    averages over the valid targets ``V`` (module docstring), the teacher term over ``U``,
-    wherever the teacher's forecast is not NaN: unlabelled windows still teach.
+    ``V``: the valid targets; ``U``: wherever the teacher's forecast is not NaN (unlabelled windows still teach).
     """
     _check_alpha(alpha)
     _check_same_shape(pred, teacher_pred, "output_distillation_loss")
@@ -279,17 +250,15 @@ def huber_distillation_loss(pred: Tensor, target: Tensor, teacher_pred: Tensor, 
     r"""Output distillation with an L1 label term and a Huber teacher term.
 
     .. math::
-        \mathcal{L} = \alpha \, \frac{1}{|U|}\sum_U h_\delta(\hat y_s - \hat y_t) + (1 - \alpha)\, \frac{1}{|V|}\sum_V |\hat y_s - y|,
+        \mathcal{L} = \alpha \, \frac{1}{|U|}\sum_U h_\delta(\hat y_s - \hat y_t)
+        + (1 - \alpha)\, \frac{1}{|V|}\sum_V |\hat y_s - y|,
         \qquad h_\delta(r) = \begin{cases} r^2 / (2\delta) & |r| \le \delta \\ |r| - \delta/2 & |r| > \delta \end{cases}
 
-    :math:`h_\delta` is ``F.smooth_l1_loss(beta=delta)``: slope 1 far from the teacher (the label
-    term's units, so ``alpha`` weighs as in :func:`output_distillation_loss` with ``p = 1``),
-    quadratic within ``delta`` mph of it. ``delta`` (``> 0``) -> 0 gives that L1 loss. Per window
-    (one label ``y``) the minimiser is the label for ``alpha < 0.5``; for ``alpha > 0.5`` it is
-    :math:`\hat y_t - \delta\,\tfrac{1-\alpha}{\alpha}\,\mathrm{sign}(\hat y_t - y)` (or the label if that is
-    nearer), within ``delta`` of the teacher instead of on it; at ``alpha = 0.5`` the L1 loss is flat
-    between label and teacher, this one between the label and :math:`\hat y_t \mp \delta`.
-    ``U``: where the teacher's forecast is not NaN; ``V``: the valid labels (module docstring).
+    :math:`h_\delta` is ``F.smooth_l1_loss(beta=delta)``: slope 1 far from the teacher (so ``alpha`` weighs as in
+    :func:`output_distillation_loss` with ``p = 1``, its ``delta -> 0`` limit), quadratic within ``delta > 0`` mph.
+    Per window the minimiser is the label for ``alpha < 0.5``; for ``alpha > 0.5`` it is
+    :math:`\hat y_t - \delta\,\tfrac{1-\alpha}{\alpha}\,\mathrm{sign}(\hat y_t - y)` (or the label if nearer).
+    ``U``: where the teacher's forecast is not NaN; ``V``: the valid labels.
     """
     _check_alpha(alpha)
     _check_same_shape(pred, teacher_pred, "huber_distillation_loss")
@@ -302,16 +271,14 @@ def huber_distillation_loss(pred: Tensor, target: Tensor, teacher_pred: Tensor, 
 
 def teacher_bounded_loss(pred: Tensor, target: Tensor, teacher_pred: Tensor, margin: float = 0.0, nu: float = 0.5,
                          p: int = 2, mask: Tensor | None = None, null_value: float | None = 0.0) -> Tensor:
-    r"""Teacher-bounded regression loss (Chen et al. 2017).
+    r"""Teacher-bounded regression loss (Chen et al. 2017): the teacher's error is an upper bound.
 
     .. math::
         \mathcal{L} = \mathrm{mean}_V\, |\hat y_s - y|^p
-           + \nu \, \mathrm{mean}_V\Big( |\hat y_s - y|^p \; \mathbb{1}\big[|\hat y_s - y|^p + m > |\hat y_t - y|^p\big] \Big)
+        + \nu \, \mathrm{mean}_V\Big( |\hat y_s - y|^p \;
+        \mathbb{1}\big[|\hat y_s - y|^p + m > |\hat y_t - y|^p\big] \Big)
 
-    The teacher acts as an upper bound: the extra term pushes the student only where its
-    error exceeds the teacher's minus the margin ``m >= 0``, and is zero once the student is
-    better by ``m``. ``nu >= 0`` weights it. Means over the valid targets ``V`` (module
-    docstring); no bound where the teacher's forecast is NaN.
+    The ``nu`` term is zero once the student beats the teacher by ``margin`` :math:`m`, or where the teacher is NaN.
     """
     _check_same_shape(pred, teacher_pred, "teacher_bounded_loss")
     if not (nu >= 0 and margin >= 0):
@@ -327,9 +294,7 @@ def sensor_similarity(features: Tensor) -> Tensor:
 
     .. math:: S_{ij} = \frac{h_i \cdot h_j}{\|h_i\|\,\|h_j\|}
 
-    For a graph teacher (features after its diffusion over the road graph) :math:`S` says which
-    sensors it sees as alike in this window: the relational knowledge :func:`relational_loss`
-    hands to a student. A sensor whose features are all zero is similar to none (its row is 0).
+    The relational knowledge :func:`relational_loss` transfers. An all-zero sensor is similar to none (row 0).
     """
     if features.dim() != 3:
         raise ValueError(f"sensor_similarity expects per-sensor features (batch, sensors, width), got shape "
@@ -339,19 +304,13 @@ def sensor_similarity(features: Tensor) -> Tensor:
 
 
 def relational_loss(student_features: Tensor, teacher_features: Tensor) -> Tensor:
-    r"""Relational distillation over the sensors: match the teacher's sensor-to-sensor similarities.
+    r"""Relational distillation: match the teacher's sensor-to-sensor similarities (:func:`sensor_similarity`).
 
     .. math:: \mathcal{L}_{rel} = \frac{1}{B N^2} \sum_b \big\| S(h_s^{(b)}) - S(h_t^{(b)}) \big\|_F^2
 
-    ``S`` is :func:`sensor_similarity`; the features are per sensor, ``(B, N, d_s)`` for the
-    student and ``(B, N, d_t)`` for the teacher (detached; any float dtype). The widths need not
-    agree: only relations between sensors are compared (similarity-preserving distillation, Tung
-    & Mori 2019, taken across the sensors of one window instead of the samples of a batch;
-    relational KD, Park et al. 2019). With row-normalised :math:`\hat H_s, \hat H_t` the
-    :math:`N \times N` matrices are never formed:
-    :math:`\|\hat H_s \hat H_s^\top - \hat H_t \hat H_t^\top\|_F^2 = \|\hat H_s^\top \hat H_s\|_F^2
-    - 2\|\hat H_s^\top \hat H_t\|_F^2 + \|\hat H_t^\top \hat H_t\|_F^2`, which costs
-    :math:`O(N d^2)` per window instead of :math:`O(N^2 d)`.
+    Per-sensor features ``(B, N, d_s)`` and ``(B, N, d_t)``, widths free (similarity-preserving KD, Tung & Mori 2019,
+    across a window's sensors). Computed as :math:`\|\hat H_s^\top \hat H_s\|_F^2 - 2\|\hat H_s^\top \hat H_t\|_F^2
+    + \|\hat H_t^\top \hat H_t\|_F^2` (unit rows): :math:`O(N d^2)` a window, not :math:`O(N^2 d)`.
     """
     if student_features.dim() != 3 or teacher_features.dim() != 3 or student_features.shape[:2] != teacher_features.shape[:2]:
         raise ValueError(f"relational_loss expects per-sensor features (batch, sensors, width) for the same windows "
@@ -368,11 +327,10 @@ def relational_loss(student_features: Tensor, teacher_features: Tensor) -> Tenso
 
 def relational_distillation_loss(output: tuple[Tensor, Tensor], *targets: Tensor, beta: float = 1.0,
                                  base_loss: Callable[..., Tensor] = l1_loss) -> Tensor:
-    r"""A forecasting loss plus the relational term: :math:`\mathcal{L}_{base}(\hat y, \dots) + \beta\, \mathcal{L}_{rel}`.
+    r"""Base loss plus relational term: :math:`\mathcal{L}_{base}(\hat y, \dots) + \beta\, \mathcal{L}_{rel}`.
 
-    The layout of :class:`HintDistillationLoss`: ``output`` is the student's ``(forecast, features)``,
-    the targets the base loss's followed by the teacher's per-sensor features, e.g. ``(y,
-    teacher_features)`` for the default :func:`l1_loss`. ``beta >= 0`` weights the relational term.
+    Layout as in :class:`HintDistillationLoss`: ``output`` is ``(forecast, features)``, the targets the base loss's
+    then the teacher's per-sensor features, e.g. ``(y, teacher_features)`` for the default :func:`l1_loss`.
     """
     if not isinstance(output, tuple) or len(output) != 2:
         raise ValueError("output must be (forecast, features): call the student with return_features=True")

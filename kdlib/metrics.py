@@ -1,11 +1,8 @@
-"""Metrics as plain functions, in the style of tsl: an optional ``mask`` plus one masking helper.
+"""Metrics as plain functions, in the style of tsl: an optional ``mask`` plus one masking rule, :func:`valid_mask`.
 
-For forecasts ``(batch, horizon, nodes)``, :func:`valid_mask` is the one rule: a target that is
-NaN, equals ``null_value`` (0 by default: a dead loop detector reports 0 mph) or lies outside an
-explicit ``mask`` of the target's shape is left out. The training losses (``kdlib.l1_loss``,
-``output_distillation_loss``, ``teacher_bounded_loss``) use it with the same default, so a loss
-and its metric count the same entries. A metric with no valid entry is NaN, with a ``RuntimeWarning``.
-:func:`kdlib.traffic_splits` already sets every filled target of the METR-LA week to NaN.
+A target that is NaN, equals ``null_value`` (default 0: a dead loop detector reports 0 mph) or lies outside ``mask``
+is left out; the training losses use the same rule and default, so a loss and its metric count the same entries.
+A metric with no valid entry is NaN, with a ``RuntimeWarning``.
 """
 
 from __future__ import annotations

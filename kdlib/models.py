@@ -1,12 +1,9 @@
 """The book's models: MNIST classifiers and traffic forecasters.
 
-Every ``forward`` takes ``return_features=False``; with ``True`` it returns ``(output, features)``,
-``features`` being the representation right before the output layer (what hint distillation matches).
-
-MNIST models map ``x`` ``(B, 1, 28, 28)`` (or ``(B, 784)``) to ``(B, 10)`` logits.
-Traffic models map ``x`` ``(B, in_steps, N)`` (speeds scaled by the training split's scaler) and
-``tod`` ``(B,)`` (step of day, 0..287, of the last input step) to ``(B, out_steps, N)`` forecasts in
-mph: the scaler's statistics are stored in the model, so losses and metrics work in mph directly.
+MNIST: ``x`` ``(B, 1, 28, 28)`` or ``(B, 784)`` -> ``(B, 10)`` logits. Traffic: scaled speeds ``x`` ``(B, in_steps, N)``
+and ``tod`` ``(B,)`` (step of day, 0..287, of the last input step) -> ``(B, out_steps, N)`` mph (the model stores the
+scaler's statistics). ``forward(..., return_features=True)`` returns ``(output, features)``, the representation right
+before the output layer (what hint distillation matches).
 """
 
 from __future__ import annotations
@@ -28,11 +25,9 @@ __all__: list[str] = ["MLP", "SmallCNN", "STIDStudent", "STUDENT_SIZES", "Diffus
 
 
 class MLP(nn.Module):
-    """Fully connected classifier ``784 -> hidden[0] -> ... -> hidden[-1] -> classes``, ReLU (and dropout) between.
+    """Classifier ``784 -> hidden[0] -> ... -> hidden[-1] -> classes``, ReLU (and dropout) between.
 
-    ``MLP((30, 30))`` is the book's tiny student (about 24.8k parameters); Hinton et al. (2015)
-    used ``(800, 800)`` for the small net and ``(1200, 1200)`` with dropout for the big one.
-    Features: the last hidden layer's activations ``(B, hidden[-1])``.
+    ``MLP((30, 30))`` is the book's tiny student (~24.8k parameters). Features: the last hidden layer.
     """
 
     def __init__(
@@ -62,11 +57,8 @@ class MLP(nn.Module):
 
 
 class SmallCNN(nn.Module):
-    """The MNIST teacher: ``conv(1->c1) - ReLU - pool - conv(c1->c2) - ReLU - pool - dense(7*7*c2 -> hidden) -
-    ReLU - dropout - dense(hidden -> 10)``, 3x3 convolutions, 2x2 max-pooling.
-
-    About 422k parameters with the defaults. Features: the hidden dense layer ``(B, hidden)``.
-    """
+    """The MNIST teacher (~422k parameters): two 3x3 conv - ReLU - 2x2 max-pool stages, dense ``7*7*c2 -> hidden`` -
+    ReLU - dropout - dense ``hidden -> 10``. Features: the hidden dense layer ``(B, hidden)``."""
 
     def __init__(
         self,
@@ -97,11 +89,8 @@ class SmallCNN(nn.Module):
 
 
 def transition_matrices(adj: Tensor) -> list[Tensor]:
-    """Forward and backward random-walk matrices of a directed graph (DCRNN, Graph WaveNet).
-
-    ``P_f = D_out^{-1} A`` and ``P_b = D_in^{-1} A^T``; a row with no edges stays zero.
-    Diffusion of a node signal ``X`` (nodes first) by ``k`` hops is ``P^k X``.
-    """
+    """Random walks ``[P_f, P_b] = [D_out^{-1} A, D_in^{-1} A^T]`` of a directed graph (DCRNN, Graph WaveNet); a row
+    with no edges stays zero. ``k`` hops of a node-first signal ``X``: ``P^k X``."""
     if adj.dim() != 2 or adj.shape[0] != adj.shape[1]:
         raise ValueError(f"adj must be a square (N, N) matrix, got shape {tuple(adj.shape)}")
     mats = []
@@ -112,11 +101,8 @@ def transition_matrices(adj: Tensor) -> list[Tensor]:
 
 
 def add_supports(model: nn.Module, adj: Tensor, adaptive: bool = True, adaptive_dim: int = 10) -> int:
-    """Register the random-walk matrices of ``adj`` (and, if ``adaptive``, ``e1``/``e2``) on ``model``.
-
-    Returns the number of supports (2, or 3 with the adaptive adjacency). The names
-    ``support0``, ``support1``, ``e1``, ``e2`` are the models' ``state_dict`` keys.
-    """
+    """Register ``support0``/``support1`` (random walks of ``adj``) and, if ``adaptive``, ``e1``/``e2`` on ``model``
+    (``state_dict`` keys); return the number of supports (2 or 3)."""
     n = adj.shape[0]
     for i, p in enumerate(transition_matrices(adj.float())):
         model.register_buffer(f"support{i}", p)
@@ -166,12 +152,8 @@ def _add_embedding_mlp(
     model: nn.Module, in_features: int, num_nodes: int, hidden: int, node_dim: int, tod_dim: int,
     layers: int, dropout: float, steps_per_day: int,
 ) -> int:
-    """Give ``model`` the per-sensor core of the STID-like models; return its width.
-
-    Attributes of ``model`` (so that state_dict keys stay ``embed.*``, ``blocks.*``, ...): ``embed``
-    (linear ``in_features -> hidden``), ``node_emb`` (sensor embedding), ``tod_emb`` (time-of-day
-    embedding) and ``blocks`` (residual ``h + W_2 dropout(relu(W_1 h))``).
-    """
+    """Give ``model`` the per-sensor core of the STID-like models and return its width: ``embed``, ``node_emb``,
+    ``tod_emb``, ``blocks`` (attributes of ``model``, so the ``state_dict`` keys stay ``embed.*``, ...)."""
     model.embed = nn.Linear(in_features, hidden)
     model.node_emb = nn.Parameter(torch.randn(num_nodes, node_dim) * 0.1) if node_dim else None
     model.tod_emb = nn.Embedding(steps_per_day, tod_dim) if tod_dim else None
@@ -208,20 +190,14 @@ def _check_traffic_input(x: Tensor, tod: Tensor, in_steps: int, num_nodes: int) 
 class DiffusionMLP(nn.Module):
     r"""Graph teacher that is cheap on a CPU: STID's per-sensor MLP fed with diffused neighbour histories.
 
-    Each sensor's input is its own ``in_steps`` scaled speeds *and*, as in DCRNN / Graph WaveNet
-    (Li et al. 2018; Wu et al. 2019), for every support ``P`` (forward and backward random walk,
-    plus with ``adaptive=True`` a learned ``softmax(relu(E_1 E_2^T))``) and hop ``k = 1..hops``
-    the feature ``(P^k X)_i``:
+    Sensor ``i``'s input: its ``in_steps`` scaled speeds and, as in DCRNN / Graph WaveNet (Li et al. 2018; Wu et al.
+    2019), ``(P^k X)_i`` for every support ``P`` (:func:`supports`) and hop ``k = 1..hops``:
 
     .. math::
         u_i = \big[X_i,\; (P_1 X)_i, \dots, (P_S^K X)_i\big] \in \mathbb{R}^{T (1 + S K)} .
 
-    Then as in :class:`STIDStudent` (embedding of width ``hidden``, sensor and time-of-day
-    embeddings, ``layers`` residual blocks); ``graph_hidden=True`` adds one diffusion of the hidden
-    vectors before the head, ``h + W_g [P_1 h, .., P_S h]``. Diffusing only the raw inputs costs
-    ``N^2 T`` multiply-adds per support and hop: minutes of training on two cores, where a full
-    Graph WaveNet (a diffusion convolution in every layer) needs hours.
-    Features: the per-sensor hidden vector before the output layer ``(B, N, width)``.
+    Then as :class:`STIDStudent`; ``graph_hidden=True`` adds one diffusion of the hidden vectors before the head,
+    ``h + W_g [P_1 h, .., P_S h]``. Features: the per-sensor hidden vector ``(B, N, width)``.
     """
 
     def __init__(
@@ -267,9 +243,7 @@ class DiffusionMLP(nn.Module):
 class Ensemble(nn.Module):
     r"""Average of several models' outputs: :math:`\hat y = \frac{1}{M} \sum_m f_m(x)`.
 
-    Hinton et al. (2015) distil an ensemble into one small model: averaging members trained from
-    different seeds removes part of each one's variance, so its forecasts are cleaner targets.
-    With ``return_features=True`` the features are the members' ones, concatenated on the last dimension.
+    Features: the members' ones, concatenated on the last dimension.
     """
 
     def __init__(self, members: Sequence[nn.Module]) -> None:
@@ -286,13 +260,11 @@ class Ensemble(nn.Module):
 
 
 class STIDStudent(nn.Module):
-    """Graph-free per-sensor MLP forecaster (in the spirit of STID, Shao et al. 2022).
+    """Graph-free per-sensor MLP forecaster (after STID, Shao et al. 2022): no sensor sees another's readings.
 
-    Per sensor: its own ``in_steps`` scaled speeds -> linear embedding of width ``hidden``,
-    concatenated with a learned sensor embedding (``node_dim``) and a time-of-day embedding
-    (``tod_dim``); ``layers`` residual blocks ``h + W_2 dropout(relu(W_1 h))``; linear map to
-    ``out_steps`` speeds. No sensor sees another's readings, so it can run on one roadside device.
-    Features: the per-sensor hidden vector ``(B, N, hidden + node_dim + tod_dim)``.
+    Per sensor: its ``in_steps`` scaled speeds -> linear embedding (``hidden``), joined by a sensor (``node_dim``) and
+    a time-of-day (``tod_dim``) embedding; ``layers`` residual blocks ``h + W_2 dropout(relu(W_1 h))``; linear map to
+    ``out_steps``. Features: the hidden vector ``(B, N, hidden + node_dim + tod_dim)``.
     """
 
     def __init__(

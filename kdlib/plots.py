@@ -1,7 +1,4 @@
-"""Small reusable figures for the book (matplotlib), imported as ``kdlib.plots``.
-
-Kept out of ``kdlib/__init__`` so that ``import kdlib`` does not import matplotlib.
-"""
+"""Small reusable figures for the book (matplotlib), imported as ``kdlib.plots`` (``import kdlib`` skips it)."""
 
 from __future__ import annotations
 
@@ -35,9 +32,8 @@ def softmax_bars(
 ) -> Tensor:
     r"""Bar chart of :math:`p = \mathrm{softmax}(z / T)` for one logit vector ``z`` on ``ax``; returns ``p`` (1-D).
 
-    The title shows ``T`` and the entropy :math:`H(p)` in nats. Bar ``highlight`` (e.g. the true
-    class) is drawn in ``highlight_color``. ``log_scale=True`` shows the tiny probabilities that
-    carry "dark knowledge" at ``T = 1``.
+    The title shows ``T`` and the entropy :math:`H(p)` in nats; bar ``highlight`` (e.g. the true class) gets
+    ``highlight_color``; ``log_scale=True`` shows the tiny "dark knowledge" probabilities.
     """
     logits = torch.as_tensor(logits, dtype=torch.float64)
     if logits.dim() != 1:
@@ -72,11 +68,8 @@ def heatmap(
     colorbar_label: str = "",
     title: str = "",
 ):
-    """Draw ``values`` (rows = y axis, columns = x axis) as a colour grid with each cell's number; return the Axes.
-
-    Tick labels come from the index and columns, axis labels from their ``name``. Typical use:
-    ``heatmap(table.pivot_table(index="alpha", columns="T", values="errors"))``.
-    """
+    """Draw ``values`` (rows = y axis, columns = x axis, axis labels their ``name``) as a colour grid with each
+    cell's number; return the Axes. E.g. ``heatmap(table.pivot_table(index="alpha", columns="T", values="errors"))``."""
     import matplotlib.pyplot as plt
 
     if values.empty:
@@ -113,12 +106,10 @@ def mean_band(
     color: str | None = None,
     alpha: float = 0.25,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Plot the mean of several runs as a line and their spread as a shaded band on ``ax``.
+    r"""Plot the mean of ``runs`` (a row per seed, a column per point of ``x``) as a line, their spread as a band.
 
-    ``runs``: one row per run (seed), one column per point of ``x`` (e.g. epochs). ``band="std"``
-    shades :math:`\bar y \pm s` (sample std, ``ddof=1``, zero for one run), ``band="minmax"`` the
-    lowest to highest run. ``x`` is 1-D or of ``runs``' shape (e.g. each seed's cumulative
-    seconds; its mean over runs is used). Returns ``(mean, low, high)`` as numpy arrays.
+    ``band="std"`` shades :math:`\bar y \pm s` (``ddof=1``, zero for one run), ``"minmax"`` lowest to highest run.
+    ``x``: 1-D, or of ``runs``' shape (its mean over runs is used). Returns numpy ``(mean, low, high)``.
     """
     y = np.asarray(runs, dtype=float)
     if y.ndim != 2 or y.shape[0] < 1 or y.shape[1] < 1:
@@ -142,10 +133,8 @@ def mean_band(
 
 
 def paired_dots(ax, cis: dict[str, PairedCI | Sequence[PairedCI]]) -> None:
-    """Paired comparisons on ``ax``, one group per key of ``cis`` (its tick label): the per-seed differences
-    of the first :class:`~kdlib.PairedCI` (from :func:`kdlib.paired_ci`, e.g. :func:`kdlib.compare_arms`'
-    ``ci``) as dots, beside a square and bar per interval, the mean and its CI (black, then grey for a second
-    one, e.g. the same comparison on validation); a line at zero."""
+    """Paired comparisons, one group per key of ``cis`` (its tick label): the first :class:`~kdlib.PairedCI`'s
+    per-seed differences as dots, beside each interval's mean and CI as square and bar (black, then grey)."""
     for i, group in enumerate(cis.values()):
         group = [group] if isinstance(group, PairedCI) else list(group)
         d = group[0].differences
@@ -176,15 +165,11 @@ def _png(fig, dpi: int, colors: int | None) -> bytes:
 
 def frame_slider(frames: Sequence[Figure], values: Sequence[float], description: str = "", fmt: str = "{:g}",
                  dpi: int = 80, colors: int | None = 64) -> ipywidgets.VBox:
-    """An interactive figure without a kernel: a slider that switches between pre-drawn frames.
+    """An interactive figure without a kernel: a slider switching between pre-drawn ``frames``, one per ``values``.
 
-    ``frames``: matplotlib figures of one size, one per entry of ``values`` (e.g. per temperature),
-    each rendered once to a PNG (``dpi``; quantised to ``colors`` colours, ``None``: full colour),
-    closed, and shown as an ipywidgets ``Image`` in a ``Stack``. A ``SelectionSlider`` (labels
-    ``description`` and ``fmt.format(value)``) is ``jslink``-ed to the Stack's ``selected_index``, so
-    the saved widget state carries the whole figure and the built HTML book needs no kernel. Cost
-    per frame, in notebook and page: the PNG in base64 (7 kB for a 9 x 3 inch bar chart at the
-    defaults) plus about 2 kB of widget state. Returns the ``VBox(slider, stack)`` to display.
+    Each figure (all of one size) becomes a PNG (``dpi``, quantised to ``colors``; None: full colour) in an ipywidgets
+    ``Stack`` ``jslink``-ed to a ``SelectionSlider``, so the saved widget state carries the figure. Cost per frame:
+    ~7 kB (a 9 x 3 inch bar chart at the defaults) plus ~2 kB of widget state. Returns ``VBox(slider, stack)``.
     """
     import ipywidgets as widgets
     import matplotlib.pyplot as plt

@@ -1,11 +1,8 @@
-r"""Preprocessing: scaling, chronological splits, forecasting windows, augmentation, transfer sets.
+r"""Preprocessing: scaling, chronological splits, forecasting windows, outages, augmentation, transfer sets.
 
-:func:`traffic_splits` cuts the speed matrix chronologically into train / val / test (70/10/20 %
-of the time steps) *first*, then slides windows inside each part, so no window crosses a split
-boundary; the :class:`StandardScaler` is fitted on the training part alone.
-
-Transfer sets: a student can learn from the teacher on inputs without ground truth.
-:func:`perturbed_copies` makes noisy copies of the training windows,
+:func:`traffic_splits` splits the time steps chronologically (70/10/20 %) *before* windowing, so no window crosses
+a split; the :class:`StandardScaler` is fitted on the training part alone. Transfer sets (inputs the teacher labels,
+without ground truth): :func:`perturbed_copies` makes noisy copies of the training windows,
 
 .. math::
     \tilde x = x + \sigma \varepsilon, \quad \varepsilon \sim \mathcal N(0, I), \qquad
@@ -30,10 +27,9 @@ __all__: list[str] = ["StandardScaler", "chronological_split", "chronological_ha
 
 
 class StandardScaler:
-    """z-score scaling ``(x - mean) / std``; fit it on the training split only, then transform every split.
+    """z-score scaling ``(x - mean) / std``, fitted on the training split only; a zero std becomes 1.
 
-    ``axis=None``: one global mean/std; an int or tuple: statistics over those dimensions
-    (``axis=0`` on a ``(steps, nodes)`` matrix gives one mean per sensor). A zero std becomes 1.
+    ``axis=None``: one global mean/std; else over those dimensions (``axis=0`` on ``(steps, nodes)``: per sensor).
     """
 
     def __init__(self, axis: int | tuple[int, ...] | None = None) -> None:
@@ -90,11 +86,10 @@ def chronological_split(
 
 
 def chronological_halves(num_windows: int, span: int) -> tuple[Tensor, Tensor]:
-    """Indices of two blocks of consecutive windows, the earlier and the later half, sharing no time step.
+    """Indices of two blocks of windows, the earlier and the later half, sharing no time step (for out-of-fold).
 
-    Window ``w`` covers the steps ``[w, w + span)`` (``span = in_steps + out_steps``): block 0 is
-    ``[0, m)``, block 1 ``[m + span - 1, num_windows)`` with ``m = (num_windows - span + 1) // 2``,
-    so a model trained on one block has seen no input and no label of the other (out-of-fold forecasts).
+    Window ``w`` covers steps ``[w, w + span)``: block 0 is ``[0, m)``, block 1 ``[m + span - 1, num_windows)``,
+    ``m = (num_windows - span + 1) // 2``.
     """
     if span < 1 or num_windows < span + 1:
         raise ValueError(f"need span >= 1 and more than span windows, got num_windows={num_windows}, span={span}")
@@ -103,10 +98,9 @@ def chronological_halves(num_windows: int, span: int) -> tuple[Tensor, Tensor]:
 
 
 def sliding_windows(series: Tensor, in_steps: int = 12, out_steps: int = 12) -> tuple[Tensor, Tensor]:
-    """All windows of ``in_steps`` inputs followed by ``out_steps`` targets of a time-first ``(steps, ...)`` series.
+    """Every window of a time-first series: ``x`` ``(W, in_steps, ...)`` then ``y`` ``(W, out_steps, ...)``.
 
-    Returns ``x`` ``(W, in_steps, ...)`` and ``y`` ``(W, out_steps, ...)``, ``W = steps - in_steps - out_steps + 1``:
-    window ``w`` reads steps ``w .. w+in_steps-1`` and predicts ``w+in_steps .. w+in_steps+out_steps-1``.
+    ``W = steps - in_steps - out_steps + 1``; window ``w`` starts at step ``w``.
     """
     if in_steps < 1 or out_steps < 1:
         raise ValueError(f"in_steps and out_steps must be >= 1, got {in_steps}, {out_steps}")
@@ -122,14 +116,12 @@ class TrafficWindows:
     """Forecasting windows of one split.
 
     Attributes:
-        x: ``(W, in_steps, N)`` scaled input speeds (z-scores of the training split).
+        x: ``(W, in_steps, N)`` input speeds, z-scores of the training split.
         tod: ``(W,)`` int64 step of day (0..287) of the *last input* step.
-        y: ``(W, out_steps, N)`` target speeds in mph (unscaled); NaN where the target is not a
-            usable measurement (see :func:`traffic_splits`), so every kdlib loss and metric skips it.
+        y: ``(W, out_steps, N)`` targets in mph; NaN where not a usable measurement (kdlib losses and metrics skip it).
         start: ``(W,)`` int64 index in the full series of each window's first input step.
-        steps: the split's time steps in the full series (e.g. ``range(0, 1411)`` for train).
-        y_unmasked: the same targets with nothing masked (filled values included): only for
-            showing what the mask changes, never for training or for the book's scores.
+        steps: the split's steps in the full series (e.g. ``range(0, 1411)`` for train).
+        y_unmasked: ``y`` with nothing masked, only to show what the mask changes; never train or score on it.
     """
 
     x: Tensor
@@ -154,18 +146,11 @@ def traffic_splits(
     out_steps: int = 12,
     fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
 ) -> tuple[dict[str, TrafficWindows], StandardScaler]:
-    """Chronological train/val/test windows of the METR-LA week (see the module docstring) and the fitted scaler.
+    """Chronological train/val/test windows of the METR-LA week and the scaler (inputs scaled, targets in mph).
 
-    The scaler is applied to every split's inputs; targets stay in mph. With the defaults:
-    1411 / 201 / 404 steps give 1388 / 178 / 381 windows. Missing targets are NaN in ``y``
-    (inputs stay finite):
-
-    1. every target not in ``data.observed`` (the interior of a filled straight run,
-       :func:`kdlib.data.straight_runs`), and
-    2. a run's far end point ``last`` in every window whose inputs hold at least two points of
-       that run: a measurement, but the filler drew its line to it, so extrapolating the two
-       filled input points hits it exactly, and scoring it would reward copying the filler.
-       With fewer than two run points in the input, the end point is a fair target.
+    Defaults: 1411 / 201 / 404 steps, 1388 / 178 / 381 windows. NaN targets (inputs stay finite): every target not in
+    ``data.observed``, and a filled run's far end point ``last`` in each window whose inputs hold two or more points
+    of that run (extrapolating them hits it exactly, so scoring it would reward copying the filler).
     """
     data = data if data is not None else load_metr_la_week()
     parts = chronological_split(data.speed.shape[0], fractions)
@@ -194,11 +179,8 @@ def traffic_splits(
 
 
 def sensor_outages(num_steps: int, num_nodes: int, rate: float, length: int, seed: int = 0) -> Tensor:
-    """A ``(num_steps, num_nodes)`` bool mask of simulated detector outages (True = reading lost), seeded.
-
-    Each sensor's steps are cut into blocks of ``length`` steps (72 = 6 hours), each lost
-    independently with probability ``rate``, as when a loop detector goes dark for hours.
-    """
+    """``(num_steps, num_nodes)`` bool mask of simulated outages (True = lost), seeded: each sensor's blocks of
+    ``length`` steps (72 = 6 hours) are lost independently with probability ``rate``."""
     if not 0 <= rate <= 1 or length < 1:
         raise ValueError(f"need 0 <= rate <= 1 and length >= 1, got rate={rate}, length={length}")
     blocks = -(-num_steps // length)
@@ -207,12 +189,8 @@ def sensor_outages(num_steps: int, num_nodes: int, rate: float, length: int, see
 
 
 def hide_outages(windows: TrafficWindows, lost: Tensor, steps_per_day: int = STEPS_PER_DAY) -> TrafficWindows:
-    """The windows with every reading of ``lost`` (``(len(windows.steps), N)``, over the split's steps) taken away.
-
-    Lost targets become NaN in ``y``; lost inputs in ``x`` become the sensor's mean at that time of
-    day over its surviving inputs in these windows (its overall mean where none survived at that
-    time, 0 where none at all), so no lost reading enters the stand-ins.
-    """
+    """``windows`` without the readings ``lost`` (``(len(windows.steps), N)``): lost targets become NaN, lost inputs
+    the sensor's mean at that time of day over its surviving inputs (else its overall mean, else 0)."""
     i, o = windows.x.shape[1], windows.y.shape[1]
     if lost.shape != (len(windows.steps), windows.x.shape[2]) or len(windows.steps) - i - o + 1 != len(windows):
         raise ValueError(f"lost must be (split steps, sensors) = {(len(windows.steps), windows.x.shape[2])}, "
@@ -234,11 +212,8 @@ def hide_outages(windows: TrafficWindows, lost: Tensor, steps_per_day: int = STE
 
 
 def random_shift(images: Tensor, max_shift: int = 2, generator: torch.Generator | None = None) -> Tensor:
-    """Translate each ``(B, C, H, W)`` image by its own random integer offset in ``[-max_shift, max_shift]`` pixels.
-
-    Pixels shifted in are the batch's minimum (a normalised MNIST digit's background). Hinton et
-    al. (2015) trained their MNIST teacher with such jitter.
-    """
+    """Translate each ``(B, C, H, W)`` image by its own random offset in ``[-max_shift, max_shift]`` pixels; pixels
+    shifted in take the batch's minimum (the background)."""
     if images.dim() != 4:
         raise ValueError(f"images must be (batch, channels, height, width), got {tuple(images.shape)}")
     if max_shift < 0:
@@ -265,7 +240,7 @@ def perturbed_copies(
     seed: int = 0,
     steps_per_day: int = STEPS_PER_DAY,
 ) -> tuple[Tensor, Tensor]:
-    r"""``copies`` perturbed versions of the windows ``(x, tod)``, stacked: ``(copies * W, T, N)``, ``(copies * W,)``.
+    r"""``copies`` perturbed versions of ``(x, tod)``, stacked: ``(copies * W, T, N)``, ``(copies * W,)``.
 
     ``noise_std`` (:math:`\sigma` above) is in z-score units; ``tod_shift`` (``s``) is the largest shift in steps.
     """
@@ -288,11 +263,8 @@ def with_transfer(
     inputs: tuple[Tensor, Tensor], y: Tensor, teacher_y: Tensor,
     transfer_inputs: tuple[Tensor, Tensor], transfer_teacher_y: Tensor,
 ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]:
-    """Labelled windows plus teacher-only transfer windows, ready for :func:`kdlib.fit`.
-
-    Returns ``((x, tod), (y, teacher_y, mask))``: on transfer windows the label slot holds the
-    teacher's forecast and ``mask`` is 0, so a masked label term ignores them.
-    """
+    """Labelled plus teacher-only transfer windows for :func:`kdlib.fit`: ``((x, tod), (y, teacher_y, mask))``; a
+    transfer window's label is the teacher's forecast and its ``mask`` 0, so a masked label term ignores it."""
     if transfer_teacher_y.shape[1:] != y.shape[1:] or teacher_y.shape != y.shape:
         raise ValueError("y, teacher_y and transfer_teacher_y must share the (out_steps, N) shape")
     x = torch.cat([inputs[0], transfer_inputs[0]])

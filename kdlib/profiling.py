@@ -1,8 +1,6 @@
 """What a model costs: parameters, bytes on disk, FLOPs per sample, CPU latency and training-step time.
 
-Latency is the median wall time of ``repeats`` forward passes after ``warmup`` passes,
-in eval mode without gradients, on the CPU with the current ``torch.get_num_threads()``.
-Numbers depend on the machine: report them with the machine they were measured on.
+Timings (CPU, current ``torch.get_num_threads()``) depend on the machine: report them with it.
 """
 
 from __future__ import annotations
@@ -39,11 +37,7 @@ def size_on_disk(model: nn.Module) -> int:
 
 @torch.no_grad()
 def flops_per_sample(model: nn.Module, inputs: tuple[Tensor, ...]) -> float:
-    """Forward FLOPs per sample counted by ``torch.utils.flop_counter`` (a multiply-add = 2 FLOPs).
-
-    Counts matrix multiplications and convolutions (the dominant cost); element-wise
-    operations are not counted.
-    """
+    """Forward FLOPs per sample of matmuls and convolutions (not element-wise ops), multiply-add = 2 FLOPs."""
     was_training = model.training
     model.eval()
     with FlopCounterMode(display=False) as counter:
@@ -54,7 +48,7 @@ def flops_per_sample(model: nn.Module, inputs: tuple[Tensor, ...]) -> float:
 
 @torch.no_grad()
 def latency(model: nn.Module, inputs: tuple[Tensor, ...], repeats: int = 50, warmup: int = 5) -> float:
-    """Median seconds of one forward pass on ``inputs`` (CPU, eval mode, no grad)."""
+    """Median seconds of one forward pass on ``inputs`` after ``warmup`` passes (CPU, eval mode, no grad)."""
     was_training = model.training
     model.eval()
     for _ in range(warmup):
@@ -69,7 +63,7 @@ def latency(model: nn.Module, inputs: tuple[Tensor, ...], repeats: int = 50, war
 
 
 def _adam_step(model: nn.Module, loss_fn: Callable[..., Tensor], lr: float) -> Callable[[tuple, tuple], None]:
-    """``step(inputs, targets)``: one Adam step of ``model`` (put in train mode) on a batch, as :func:`kdlib.fit` takes it."""
+    """``step(inputs, targets)``: one Adam step of ``model`` (in train mode) on a batch, as :func:`kdlib.fit` has it."""
     model.train()
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
 
@@ -91,12 +85,8 @@ def training_step_seconds(
     steps: int = 20,
     warmup: int = 3,
 ) -> float:
-    """Median seconds of one Adam training step (augment, forward, loss, backward, step) on one batch.
-
-    ``inputs``/``targets``: one mini-batch, as :func:`kdlib.fit` passes them (``loss_fn(model(*inputs),
-    *targets)``). Trains the model in place (pass a copy if its weights matter). Times the number of
-    steps of a run, it estimates the run's cost without running it.
-    """
+    """Median seconds of one Adam step (augment, forward, loss, backward, step) on one batch, as :func:`kdlib.fit`
+    passes it (``loss_fn(model(*inputs), *targets)``). Trains ``model`` in place: pass a copy if its weights matter."""
     if steps < 1 or warmup < 0:
         raise ValueError(f"steps must be >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
     step = _adam_step(model, loss_fn, lr)
@@ -113,15 +103,13 @@ def training_step_seconds(
 def break_even_inferences(
     extra_training_seconds: float, teacher_seconds: float, student_seconds: float
 ) -> float:
-    r"""Inferences after which serving the student instead of the teacher has paid for distillation.
-
-    Serving :math:`N` inferences costs :math:`N t_T` with the teacher and :math:`C + N t_S` with the
-    student, :math:`C` = ``extra_training_seconds`` (caching the teacher's outputs and training the
-    student, plus the teacher's training if it was trained only to be distilled); they are equal at
+    r"""Inferences after which serving the student instead of the teacher has paid for distillation:
 
     .. math:: N^* = \frac{C}{t_T - t_S}
 
-    with ``teacher_seconds`` :math:`t_T` and ``student_seconds`` :math:`t_S` per inference.
+    where :math:`N t_T = C + N t_S`; :math:`C` = ``extra_training_seconds`` (teacher outputs and student training,
+    plus the teacher's if trained only to be distilled); :math:`t_T`, :math:`t_S` = ``teacher_seconds``,
+    ``student_seconds`` per inference.
     """
     if extra_training_seconds < 0:
         raise ValueError(f"extra_training_seconds must be >= 0, got {extra_training_seconds}")
@@ -136,11 +124,8 @@ def break_even_inferences(
 
 
 def profile(model: nn.Module, make_inputs: InputFn, batch_sizes: tuple[int, ...] = (1, 64), repeats: int = 50) -> dict:
-    """Parameters, size, FLOPs per sample and latency at each batch size, as one dict.
-
-    ``make_inputs(batch_size)`` returns the model's positional inputs. The model is
-    profiled on the CPU (a copy is not made: a CUDA model is moved to the CPU).
-    """
+    """Parameters, size, FLOPs per sample and latency at each batch size as one dict; ``make_inputs(batch_size)``
+    returns the model's positional inputs. The model is moved to the CPU (not copied)."""
     model = model.cpu()
     row = {
         "params": count_parameters(model),
@@ -155,23 +140,15 @@ def profile(model: nn.Module, make_inputs: InputFn, batch_sizes: tuple[int, ...]
 
 
 def compare(models: dict[str, tuple[nn.Module, InputFn]], **kwargs) -> pd.DataFrame:
-    """A teacher-vs-student table: one :func:`profile` row per named model.
-
-    Example: ``compare({"teacher": (cnn, mnist_inputs), "student": (mlp, mnist_inputs)})``.
-    Add accuracy columns to the returned DataFrame as needed.
-    """
+    """One :func:`profile` row per named model: ``compare({"teacher": (cnn, inputs), "student": (mlp, inputs)})``."""
     return pd.DataFrame({name: profile(m, fn, **kwargs) for name, (m, fn) in models.items()}).T
 
 
 def naive_mnist_loader(
     train: bool = True, batch_size: int = 64, shuffle: bool = True, num_workers: int = 0, seed: int = 0
 ) -> DataLoader:
-    """A ``DataLoader`` over torchvision MNIST with per-sample PIL ``ToTensor`` + ``Normalize``.
-
-    Reads the raw files from :func:`kdlib.data_dir` (never downloads). The normalisation
-    constants 0.1307 / 0.3081 are the training-pixel mean / std that
-    :func:`kdlib.load_mnist` computes, so both pipelines feed the model the same numbers.
-    """
+    """A ``DataLoader`` over torchvision MNIST (from :func:`kdlib.data_dir`, never downloaded) with per-sample PIL
+    ``ToTensor`` + ``Normalize``; 0.1307 / 0.3081 are :func:`kdlib.load_mnist`'s statistics, so both agree."""
     from torchvision import datasets, transforms
 
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
@@ -194,11 +171,8 @@ def seconds_per_batch(
     lr: float = 1e-3,
     warmup: int = 2,
 ) -> float:
-    """Mean wall seconds per training step (fetch the batch + forward + backward + Adam step).
-
-    Runs ``warmup`` untimed steps, then times the next ``n_batches`` steps together.
-    Raises ``ValueError`` if ``batches`` runs out first.
-    """
+    """Mean wall seconds per training step (fetch the batch, forward, backward, Adam step) over ``n_batches`` steps
+    after ``warmup`` untimed ones; ``ValueError`` if ``batches`` runs out first."""
     if n_batches < 1:
         raise ValueError(f"n_batches must be >= 1, got {n_batches}")
     train_step, it = _adam_step(model, loss_fn, lr), iter(batches)

@@ -1,15 +1,9 @@
 r"""Train K seeds of one small model at once: stacked parameters, one batched step per batch.
 
-A small student on a CPU is bound by per-step overhead (Python, dispatcher, autograd, optimiser),
-not arithmetic, and ``K`` seeds run one after the other pay it ``K`` times. :func:`fit_stacked`
-stacks the copies' parameters along a new leading (seed) dimension and runs them as one model
-(:func:`torch.func.functional_call` under :func:`torch.vmap`), so one forward, backward and
-optimiser step serve all copies. Copy ``k`` starts from ``models[k]``'s weights
-(:func:`seeded_students`), walks ``fit(seed=seeds[k])``'s batch order, and gets only its own
-loss's gradient (the loss is the sum of the per-copy losses); Adam, AdamW and SGD update each
-element on its own, so one optimiser over the stacked tensors is ``K`` optimisers. Each copy keeps
-its own validation scores and best weights, copied back into ``models``: ``K`` :func:`kdlib.fit`
-runs up to float rounding (batched matmuls round differently; dropout masks differ per copy).
+For small students bound by per-step overhead. The copies' parameters get a leading seed dimension and run as
+one model (:func:`torch.func.functional_call` under :func:`torch.vmap`); the summed loss gives each copy only its
+own gradient and an elementwise optimiser (Adam, AdamW, SGD) is ``K`` optimisers: ``K`` :func:`kdlib.fit` runs up
+to float rounding (batched matmuls round differently; dropout masks differ per copy).
 """
 
 from __future__ import annotations
@@ -39,7 +33,7 @@ def seeded_students(make_student: Callable[[], nn.Module], seeds: Sequence[int])
 
 @torch.no_grad()
 def _predict(base: nn.Module, params: Stack, buffers: Stack, xs: tuple[Tensor, ...], batch_size: int = 1024) -> Tensor:
-    """Every copy's outputs on the same inputs, ``(K, n, ...)`` on the CPU, in eval mode (like :func:`kdlib.predict`)."""
+    """Every copy's outputs on the same inputs, ``(K, n, ...)`` on the CPU, in eval mode (cf. :func:`kdlib.predict`)."""
     base.eval()
     device = next(iter(params.values())).device
     run = torch.vmap(lambda p, b, *x: functional_call(base, (p, b), x), in_dims=(0, 0, *[None] * len(xs)))
@@ -56,10 +50,8 @@ def fit_stacked(
 ) -> list[History]:
     """Train ``models`` (same architecture) together, copy ``k`` as ``fit(models[k], ..., seed=seeds[k])`` would.
 
-    The arguments mean what they mean for :func:`kdlib.fit` (an ``optimizer`` factory must be
-    elementwise, e.g. Adam, AdamW, SGD). The models are trained in place (eval mode on return,
-    on ``device``). Returns one :class:`~kdlib.train.History` per model; ``epoch_seconds``
-    are the stacked epoch's (all ``K`` copies, validation included), the same for every copy.
+    Arguments as for :func:`kdlib.fit` (``optimizer`` must be elementwise). The models are trained in place (eval
+    mode, on ``device``). Every returned History's ``epoch_seconds`` is the stacked epoch's (all ``K`` copies).
     """
     if len(models) < 1 or len(seeds) != len(models):
         raise ValueError(f"give one seed per model: {len(models)} models, {len(seeds)} seeds")

@@ -1,10 +1,8 @@
 """The book's teachers: architectures, verified loading, cached outputs and the retraining CLI.
 
-``load_teacher("mnist-teacher")`` returns a shipped, SHA-256-verified teacher in eval mode;
-:func:`cached_predict` keeps a teacher's outputs on disk (under :func:`kdlib.files.cache_dir`), so
-the notebooks compute them once. Each recipe below seeds everything, trains with :func:`kdlib.fit`,
-writes ``checkpoints/<name>.pt``, its SHA-256 in ``checkpoints/SHA256SUMS`` and the wall time and
-machine in ``checkpoints/<name>.json``::
+``load_teacher(name)`` returns a shipped, verified teacher; :func:`cached_predict` keeps outputs on disk. Each recipe
+seeds everything, trains with :func:`kdlib.fit` and writes ``checkpoints/<name>.pt``, its SHA-256 in
+``checkpoints/SHA256SUMS`` and the wall time and machine in ``checkpoints/<name>.json``::
 
     python -m kdlib.teachers mnist-teacher           # SmallCNN on MNIST
     python -m kdlib.teachers metr-la-teacher         # graph teacher (ensemble) on the METR-LA week
@@ -56,8 +54,8 @@ MNIST_TEACHER_TRAINING = dict(epochs=10, batch_size=128, lr=2e-3)
 
 
 def train_mnist_teacher(seed: int = 0, epochs: int = MNIST_TEACHER_TRAINING["epochs"], progress: bool = True) -> SmallCNN:
-    """SmallCNN on the 55,000 training images (the validation split is never seen): Adam (lr 2e-3, cosine decay to 0), batch 128,
-    ``epochs`` epochs, each image jittered by up to 2 pixels (as Hinton et al. 2015 did)."""
+    """SmallCNN on the 55,000 training images: Adam (lr 2e-3, cosine decay to 0), batch 128, ``epochs`` epochs, each
+    image jittered by up to 2 pixels (as Hinton et al. 2015 did)."""
     seed_everything(seed)
     data = load_mnist()
     model = mnist_teacher_model()
@@ -77,27 +75,22 @@ METR_LA_TEACHER = dict(hidden=64, layers=2, node_dim=32, tod_dim=32, hops=2, ada
 
 
 def metr_la_teacher_model(members: int = 2) -> Ensemble:
-    """The architecture of the shipped METR-LA teacher: an ensemble of ``members``
-    :class:`~kdlib.models.DiffusionMLP` graph models (load its checkpoint into this)."""
+    """The shipped METR-LA teacher's architecture: an :class:`Ensemble` of ``members`` :class:`DiffusionMLP`."""
     data = load_metr_la_week()
     _, scaler = traffic_splits(data)
     return Ensemble([DiffusionMLP(data.adj, scaler, **METR_LA_TEACHER) for _ in range(members)])
 
 
 METR_LA_TEACHER_TRAINING = dict(members=2, epochs=15, batch_size=64, lr=3e-3)
-"""Training schedule of the shipped METR-LA teacher (used by the recipe and by :func:`estimate_training_seconds`).
-
-15 epochs since the retraining on masked labels (before: 40). The learning rate is constant, so
-a member's first 15 epochs are exactly those of the 40-epoch schedule with the same seed; the
-budget was cut to fit the retraining time on a shared 2-core machine, not chosen on validation."""
+"""Training schedule of the shipped METR-LA teacher; 15 epochs (formerly 40, constant lr) fit the retraining time
+on a shared 2-core machine, not chosen on validation."""
 
 
 def train_metr_la_teacher(seed: int = 0, members: int = METR_LA_TEACHER_TRAINING["members"],
                           epochs: int = METR_LA_TEACHER_TRAINING["epochs"], lr: float = METR_LA_TEACHER_TRAINING["lr"],
                           progress: bool = True) -> Ensemble:
-    """Each member: seeded with ``seed + m``, L1 loss in mph, Adam (``lr``), batch 64, ``epochs``
-    epochs on the training windows, weights of the best validation-MAE epoch restored. Labels and
-    scores are :func:`kdlib.traffic_splits`' masked ones: filled stretches are NaN, left out."""
+    """Each member: seed ``seed + m``, L1 loss in mph on the masked labels, Adam (``lr``), batch 64, ``epochs`` epochs,
+    the best validation-MAE epoch's weights restored."""
     return _train_members("metr-la-teacher", [lambda train: train] * members, seed, epochs, lr, progress)
 
 
@@ -135,10 +128,8 @@ def metr_la_fold_blocks() -> tuple[Tensor, Tensor]:
 
 def train_metr_la_fold_teachers(seed: int = 0, epochs: int = METR_LA_TEACHER_TRAINING["epochs"],
                                 lr: float = METR_LA_TEACHER_TRAINING["lr"], progress: bool = True) -> Ensemble:
-    """Two teachers for out-of-fold forecasts: member ``f`` is one shipped-teacher member (same
-    architecture and schedule, seed ``seed + f``) trained only on block ``f`` of
-    :func:`metr_la_fold_blocks` (the earlier and the later half of the training windows, no time
-    step in common). :func:`fold_forecasts` then labels each block with the member that never saw it."""
+    """Two teachers for out-of-fold forecasts: member ``f`` is a shipped-teacher member (seed ``seed + f``) trained only
+    on block ``f`` of :func:`metr_la_fold_blocks`; :func:`fold_forecasts` labels each block with the other one."""
     return _train_members("metr-la-fold-teachers", [partial(_window_subset, block=b) for b in metr_la_fold_blocks()],
                           seed, epochs, lr, progress)
 
@@ -149,8 +140,7 @@ def _window_subset(train: TrafficWindows, block: Tensor) -> TrafficWindows:
 
 
 METR_LA_OUTAGES = dict(rate=0.6, length=72, seed=0)
-"""The simulated outages of the outage teacher (:func:`kdlib.sensor_outages` over the training steps):
-each sensor's 6-hour blocks lost with probability 0.6."""
+"""The outage teacher's :func:`kdlib.sensor_outages` (training steps): each sensor's 6-hour blocks lost with p = 0.6."""
 
 
 def metr_la_outages(train: TrafficWindows) -> Tensor:
@@ -160,20 +150,15 @@ def metr_la_outages(train: TrafficWindows) -> Tensor:
 
 def train_metr_la_outage_teacher(seed: int = 0, epochs: int = METR_LA_TEACHER_TRAINING["epochs"],
                                  lr: float = METR_LA_TEACHER_TRAINING["lr"], progress: bool = True) -> Ensemble:
-    """One shipped-teacher member trained under :data:`METR_LA_OUTAGES`: it never sees a lost reading,
-    neither as a label (NaN, skipped) nor as an input (a time-of-day stand-in): :func:`kdlib.hide_outages`."""
+    """One shipped-teacher member trained on :func:`kdlib.hide_outages` of :data:`METR_LA_OUTAGES`."""
     return _train_members("metr-la-outage-teacher", [lambda train: hide_outages(train, metr_la_outages(train))],
                           seed, epochs, lr, progress)
 
 
 def fold_forecasts(teachers: Ensemble, inputs: Tensors, blocks: tuple[Tensor, Tensor],
                    out_of_fold: bool = True) -> Tensor:
-    """Forecasts for the windows of ``inputs`` from two members trained on ``blocks``, one each.
-
-    A window of block ``f`` is forecast by member ``1 - f`` (``out_of_fold=True``: a teacher that
-    never saw it) or by member ``f`` (``False``: in-sample, like a teacher labelling its own
-    training data); windows in neither block are NaN, so every kdlib loss skips them.
-    """
+    """Forecasts for ``inputs`` from two members trained on ``blocks``: a window of block ``f`` from member ``1 - f``
+    (``out_of_fold=True``) or ``f`` (in-sample); windows in neither block are NaN, so every kdlib loss skips them."""
     if len(teachers.members) != 2 or len(blocks) != 2:
         raise ValueError(f"need two members and two blocks, got {len(teachers.members)} and {len(blocks)}")
     x = _as_tuple(inputs)
@@ -204,13 +189,11 @@ def _model_key(model: nn.Module) -> str:
 def cached_predict(
     model: nn.Module, inputs: Tensors, folder: str | os.PathLike | None = None, key: str = "", **forward_kwargs
 ) -> Tensor | tuple[Tensor, ...]:
-    """:func:`kdlib.predict` with a disk cache (``folder``, default :func:`kdlib.files.cache_dir`); same return value.
+    """:func:`kdlib.predict` with a disk cache (``folder``, default :func:`kdlib.files.cache_dir`).
 
-    The file name hashes the model's class and ``repr``, its ``state_dict``, every submodule's
-    public attributes that are numbers, strings, tuples/lists of those or tensors, the inputs,
-    ``forward_kwargs`` and ``key``. Other state (a closure, an object the forward pass reads) is
-    invisible to it: pass a ``key`` that identifies it, or use :func:`kdlib.predict`. An
-    unwritable folder means no caching, not an error.
+    The file name hashes the model's class, ``repr``, ``state_dict`` and every submodule's plain public attributes
+    and tensors, the inputs, ``forward_kwargs`` and ``key``: pass a ``key`` for any other state the forward pass
+    reads (a closure, an outside object). An unwritable folder means no caching, not an error.
     """
     folder = Path(folder) if folder is not None else cache_dir()
     state = model.state_dict()
@@ -286,22 +269,17 @@ TEACHERS: dict[str, Teacher] = {
 
 
 def load_teacher(name: str, folder: str | os.PathLike = CHECKPOINT_DIR) -> nn.Module:
-    """The shipped teacher ``name`` (a key of :data:`TEACHERS`) with its SHA-256-verified weights, in eval mode.
-
-    A missing or corrupt checkpoint raises an error that says how to regenerate it.
-    """
+    """The shipped teacher ``name`` (a key of :data:`TEACHERS`) with its SHA-256-verified weights, in eval mode."""
     if name not in TEACHERS:
         raise ValueError(f"unknown teacher {name!r}; the shipped teachers are {sorted(TEACHERS)}")
     return load_checkpoint(TEACHERS[name].model(), name, folder, how_to_regenerate=f"python -m kdlib.teachers {name}")
 
 
 def estimate_training_seconds(name: str, steps: int = 20) -> dict:
-    """What retraining a shipped teacher costs on this machine, without retraining it.
+    """What retraining a shipped teacher costs here: ``{"step_seconds": .., "steps": .., "seconds": ..}``.
 
-    :func:`kdlib.profiling.training_step_seconds` of the recipe's model on one batch of its data
-    (MNIST: with the pixel jitter) times the recipe's steps (members x epochs x batches). Validation
-    and shuffling are not counted (a slight underestimate; the real time is in ``checkpoints/NAME.json``).
-    Returns ``{"step_seconds": .., "steps": .., "seconds": ..}``.
+    :func:`kdlib.training_step_seconds` on one batch times the recipe's steps (members x epochs x batches); validation
+    is not counted (a slight underestimate; the real time is in ``checkpoints/NAME.json``).
     """
     if name not in TEACHERS:
         raise ValueError(f"unknown recipe {name!r}; choose one of {sorted(TEACHERS)}")

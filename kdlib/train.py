@@ -1,15 +1,7 @@
-"""One training loop, :func:`fit`, over in-memory tensors; plus :func:`predict`.
+"""One training loop, :func:`fit`, over in-memory tensors (first dimension: samples); plus :func:`predict`.
 
-Inputs and targets are tensors (or tuples of tensors) whose first dimension indexes
-samples. Each epoch shuffles the sample order once, then walks contiguous mini-batches:
-``output = model(*inputs_batch)`` and ``loss = loss_fn(output, *targets_batch)``.
-
-Distillation with cached teacher outputs needs nothing special: compute them once
-with :func:`predict` and pass them as one more target, e.g.
-``fit(student, x, (y, teacher_logits), loss_fn=partial(distillation_loss, T=4, alpha=0.9))``.
-Only when inputs are augmented each batch must the teacher run inside the loop:
-pass ``teacher=`` and ``augment=``, and its output on the augmented batch is appended
-as the last target.
+Cached teacher outputs are one more target, ``fit(student, x, (y, teacher_logits), distillation_loss)``; only with
+per-batch augmentation must the teacher run in the loop (``fit(teacher=..., augment=...)``).
 """
 
 from __future__ import annotations
@@ -37,8 +29,8 @@ SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LR
 def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
     """Seed ``random``, NumPy and PyTorch (CPU and CUDA); returns a ``torch.Generator`` seeded likewise.
 
-    ``deterministic=True`` also asks for deterministic kernels (slower on CUDA; on the CPU,
-    results with the same thread count are already repeatable).
+    ``deterministic=True`` also asks for deterministic kernels (slower on CUDA; on the CPU, runs with
+    the same thread count already repeat).
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
@@ -54,11 +46,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
 
 
 def cosine_adam(epochs: int, batch_size: int = 128, lr: float = 3e-3) -> dict:
-    r"""``fit`` keyword arguments for Adam with a cosine learning-rate decay to 0 over ``epochs``.
-
-    The learning rate in epoch :math:`e` (0-based) is
-    :math:`\eta_e = \frac{\eta}{2}\left(1 + \cos\frac{\pi e}{E}\right)`. Use as
-    ``fit(model, x, y, loss, **cosine_adam(40))`` or ``train_students(..., **cosine_adam(40))``.
+    r"""``fit`` keyword arguments for Adam whose learning rate in epoch :math:`e` (0-based) is
+    :math:`\eta_e = \frac{\eta}{2}\left(1 + \cos\frac{\pi e}{E}\right)`: ``fit(model, x, y, loss, **cosine_adam(40))``.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -119,8 +108,7 @@ def predict(
 ) -> Tensor | tuple[Tensor, ...]:
     """Model outputs for all samples, in eval mode, without gradients, on the CPU.
 
-    With ``return_features=True`` returns ``(outputs, features)``. Zero samples give empty
-    outputs of the right shape (the model runs on one empty batch).
+    ``return_features=True`` gives ``(outputs, features)``; zero samples give empty outputs (one empty batch).
     """
     xs = _as_tuple(inputs)
     if not xs:
@@ -147,7 +135,7 @@ def predict(
 
 
 def _check_fit_args(inputs, targets, epochs, batch_size, val_data, val_metric, higher_is_better):
-    """The checks shared by :func:`fit` and :func:`kdlib.fit_stacked`; returns ``(xs, ys, n, vx, vy, higher_is_better)``."""
+    """Checks shared by :func:`fit` and :func:`kdlib.fit_stacked`; returns ``(xs, ys, n, vx, vy, higher_is_better)``."""
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
     xs, ys = _as_tuple(inputs), _as_tuple(targets)
@@ -207,37 +195,27 @@ def fit(
     device: torch.device | str | None = None,
     progress: bool = False,
 ) -> History:
-    """Train ``model`` with mini-batch gradient descent on in-memory tensors.
+    """Train ``model`` in place (left in eval mode) by mini-batch gradient descent; returns its :class:`History`.
 
     Args:
-        model: trained in place (left in eval mode on return).
-        inputs: tensor or non-empty tuple of tensors; ``model(*batch_inputs, **forward_kwargs)``.
-        targets: tensor or tuple (the same number of samples as ``inputs``).
+        model, inputs, targets: ``model(*batch_inputs, **forward_kwargs)``; tensors or tuples, same sample count.
         loss_fn: ``loss_fn(output, *batch_targets)`` returns the scalar batch loss.
         epochs, batch_size, lr: the usual; the last batch may be smaller.
-        optimizer: factory ``optimizer(params)``; default ``Adam(params, lr=lr)``. For weight
-            decay pass e.g. ``lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=1e-2)``.
-        scheduler: factory ``scheduler(optimizer)`` of a learning-rate schedule, stepped
-            once per epoch (e.g. ``lambda o: CosineAnnealingLR(o, T_max=epochs)``).
-        val_data: ``(val_inputs, val_targets)``, scored after each epoch.
-        val_metric: ``val_metric(predict(model, val_inputs), *val_targets)``, e.g.
-            :func:`kdlib.accuracy` or :func:`kdlib.masked_mae`. A NaN score (with a warning)
-            is never the best epoch.
-        higher_is_better: direction of ``val_metric``; by default its ``higher_is_better``
-            attribute (every kdlib metric has one). Required for a metric without one;
-            a value contradicting the attribute is an error.
-        restore_best: with validation, load the best epoch's weights at the end (if any score is not NaN).
-        forward_kwargs: e.g. ``{"return_features": True}`` for feature distillation
-            (then ``output`` is ``(logits, features)``).
-        extra_modules: modules trained along (e.g. a :class:`~kdlib.losses.HintLoss`).
-        teacher, augment: per-batch teacher for augmented inputs: the batch inputs go
-            through ``augment`` and the teacher's output on them (no grad, eval mode) is
-            appended to the batch targets. Without ``augment`` cache the teacher instead.
+        optimizer: factory ``optimizer(params)``; default ``Adam(params, lr=lr)``. For weight decay pass e.g.
+            ``lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=1e-2)``.
+        scheduler: factory ``scheduler(optimizer)``, stepped once per epoch (see :func:`cosine_adam`).
+        val_data, val_metric: ``(val_inputs, val_targets)``, scored after each epoch as
+            ``val_metric(predict(model, val_inputs), *val_targets)``, e.g. :func:`kdlib.accuracy`; NaN is never best.
+        higher_is_better: direction of ``val_metric``; default its ``higher_is_better`` attribute (every kdlib
+            metric has one), required without one, an error if it contradicts it.
+        restore_best: with validation, load the best epoch's weights at the end.
+        forward_kwargs: e.g. ``{"return_features": True}`` (then ``output`` is ``(logits, features)``).
+        extra_modules: trained along (e.g. a :class:`~kdlib.losses.HintLoss`).
+        teacher, augment: batch inputs go through ``augment``, and the teacher's output on them (no grad, eval mode)
+            is appended to the batch targets. Without ``augment`` cache the teacher instead.
         seed: seeds the shuffling order (initialise the model's weights yourself).
-        device: default CUDA if available, else CPU.
-        progress: show a ``tqdm.auto`` bar over epochs.
-    Returns:
-        The :class:`History` of losses, validation scores and epoch times.
+        device: default :func:`default_device`.
+        progress: a ``tqdm.auto`` bar over epochs.
     Raises:
         ValueError: bad input, before any training.
         FloatingPointError: a batch's loss is NaN or inf (re-initialise the model after fixing the cause).
