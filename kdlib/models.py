@@ -18,7 +18,7 @@ from .data import STEPS_PER_DAY
 from .preprocessing import StandardScaler
 
 __all__: list[str] = ["MLP", "SmallCNN", "STIDStudent", "STUDENT_SIZES", "DiffusionMLP", "Ensemble",
-                      "transition_matrices", "add_supports", "supports", "diffuse"]
+                      "hop_distances", "transition_matrices", "add_supports", "supports", "diffuse"]
 
 
 # --- MNIST ------------------------------------------------------------------
@@ -86,6 +86,26 @@ class SmallCNN(nn.Module):
 
 
 # --- Traffic forecasting: graph support -------------------------------------
+
+
+def hop_distances(adj: Tensor) -> Tensor:
+    """Shortest-path length in hops between every two nodes of the graph taken as undirected, ``(N, N)`` int64.
+
+    -1 where no path exists. Breadth-first search by matrix products: hop ``h`` reaches what a walk of ``h`` steps does.
+    """
+    reach = ((adj > 0) | (adj.T > 0)).long()
+    reach.fill_diagonal_(0)
+    n = len(adj)
+    dist = torch.full((n, n), -1, dtype=torch.long)
+    dist.fill_diagonal_(0)
+    frontier = torch.eye(n, dtype=torch.long)
+    for hop in range(1, n):
+        frontier = ((frontier @ reach) > 0).long()
+        new = (frontier > 0) & (dist < 0)
+        if not new.any():
+            break
+        dist[new] = hop
+    return dist
 
 
 def transition_matrices(adj: Tensor) -> list[Tensor]:

@@ -74,8 +74,13 @@ METR_LA_TEACHER = dict(hidden=64, layers=2, node_dim=32, tod_dim=32, hops=2, ada
 """Hyperparameters of each member of the shipped METR-LA teacher (chosen on validation MAE)."""
 
 
-def metr_la_teacher_model(members: int = 2) -> Ensemble:
-    """The shipped METR-LA teacher's architecture: an :class:`Ensemble` of ``members`` :class:`DiffusionMLP`."""
+def metr_la_teacher_model(members: int = 2, adj: Tensor | None = None) -> Ensemble:
+    """The shipped METR-LA teacher's architecture: an :class:`Ensemble` of ``members`` :class:`DiffusionMLP`.
+
+    ``adj``: build it on another sensor graph instead (no scaler; e.g. to count its cost on a larger network).
+    """
+    if adj is not None:
+        return Ensemble([DiffusionMLP(adj, **METR_LA_TEACHER) for _ in range(members)])
     data = load_metr_la_week()
     _, scaler = traffic_splits(data)
     return Ensemble([DiffusionMLP(data.adj, scaler, **METR_LA_TEACHER) for _ in range(members)])

@@ -120,3 +120,24 @@ def test_student_sizes_match_part3():
     counts = {size: sum(p.numel() for p in STIDStudent(207, **cfg).parameters())
               for size, cfg in kdlib.STUDENT_SIZES.items()}
     assert counts == {"tiny": 3688, "small": 9668}
+
+
+def test_hop_distances_against_breadth_first_search():
+    from collections import deque
+
+    g = torch.Generator().manual_seed(0)
+    adj = (torch.rand(30, 30, generator=g) < 0.06).float() * torch.rand(30, 30, generator=g)  # directed, weighted
+    dist = kdlib.hop_distances(adj)
+    neighbours = [{j for j in range(30) if j != i and (adj[i, j] > 0 or adj[j, i] > 0)} for i in range(30)]
+    for source in range(30):
+        seen, queue = {source: 0}, deque([source])
+        while queue:
+            u = queue.popleft()
+            for w in neighbours[u]:
+                if w not in seen:
+                    seen[w] = seen[u] + 1
+                    queue.append(w)
+        assert dist[source].tolist() == [seen.get(t, -1) for t in range(30)]
+    assert (dist == -1).any() and dist.max() > 2  # the draw has unreachable pairs and long paths
+    path = torch.diag(torch.ones(3), 1)  # 0 -> 1 -> 2 -> 3, one direction only
+    assert kdlib.hop_distances(path)[3].tolist() == [3, 2, 1, 0]
